@@ -1,0 +1,173 @@
+"""Fixtures for the appliance tests: they talk to a converged stack over real protocols.
+
+Which stack: the lab by default (ports 127.0.0.1:1xxxx, secrets in .lab/secrets); Molecule's
+verify step sets GOVMAIL_PORT_OFFSET=20000, GOVMAIL_SECRETS_DIR and GOVMAIL_MAIL_CONTAINER.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import imaplib
+import os
+import ssl
+import uuid
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from govmail import contract
+
+import clients
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+OFFSET = int(os.environ.get("GOVMAIL_PORT_OFFSET", contract.LAB_PORT_OFFSET))
+SECRETS_DIR = os.environ.get("GOVMAIL_SECRETS_DIR") or None
+MAIL_CONTAINER = os.environ.get("GOVMAIL_MAIL_CONTAINER", "govmail-lab-mail1")
+
+
+@pytest.fixture(scope="session")
+def status():
+    return contract.status(offset=OFFSET, project_dir=PROJECT_DIR)
+
+
+@pytest.fixture(scope="session")
+def creds():
+    return contract.credentials(secrets_dir=SECRETS_DIR, project_dir=PROJECT_DIR)
+
+
+@pytest.fixture(scope="session")
+def hostname(status):
+    return status["mail_hostname"]
+
+
+@pytest.fixture(scope="session")
+def domain(status):
+    return status["domain"]
+
+
+@pytest.fixture(scope="session")
+def port(status):
+    return lambda service: status["endpoints"][service]["port"]
+
+
+@pytest.fixture(scope="session")
+def address(status):
+    return status["endpoints"]["smtp"]["host"]
+
+
+@pytest.fixture(scope="session")
+def tls(creds):
+    """A client context that trusts only the appliance's CA and checks the host name."""
+    context = ssl.create_default_context(cafile=creds["ca_certificate"])
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+@pytest.fixture(scope="session")
+def personal(creds):
+    people = [a for a in creds["accounts"] if a["kind"] == "personal"]
+    assert len(people) >= 2, "the stack must seed at least two personal mailboxes"
+    return people
+
+
+@pytest.fixture(scope="session")
+def alice(personal):
+    return personal[0]
+
+
+@pytest.fixture(scope="session")
+def bob(personal):
+    return personal[1]
+
+
+@pytest.fixture(scope="session")
+def agency(creds):
+    return next(a for a in creds["accounts"] if a["kind"] == "agency")
+
+
+@pytest.fixture(scope="session")
+def mail_host():
+    """testinfra view of the mail host (services, files), through the Docker engine."""
+    return testinfra.get_host(f"docker://{MAIL_CONTAINER}")
+
+
+# --- connections ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def smtp(address, hostname, port):
+    """Unauthenticated client on port 25, as another mail server would connect."""
+    client = clients.SMTP(address, hostname, port("smtp"))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def submission(address, hostname, port, tls):
+    """Client on 587 after STARTTLS, not yet authenticated."""
+    client = clients.SMTP(address, hostname, port("submission"))
+    client.ehlo("client.example")
+    client.starttls(context=tls)
+    client.ehlo("client.example")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def submissions(address, hostname, port, tls):
+    client = clients.SMTP_SSL(address, hostname, port("submissions"), tls)
+    client.ehlo("client.example")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def imaps(address, hostname, port, tls):
+    """Opens an IMAPS session for an account: ``imaps(account)``."""
+    opened = []
+
+    def login(account):
+        client = clients.IMAP_SSL(address, hostname, port("imaps"), tls)
+        client.login(account["address"], account["password"])
+        opened.append(client)
+        return client
+
+    yield login
+    for client in opened:
+        try:
+            client.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def make_message(sender: str, recipient: str, subject: str, body: str) -> EmailMessage:
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["From"] = sender
+    message["To"] = recipient
+    message["Subject"] = subject
+    message["Date"] = email.utils.formatdate(localtime=False)
+    message["Message-ID"] = f"<{uuid.uuid4()}@govmail.test>"
+    message.set_content(body)
+    return message
+
+
+def imap_fetch(client, message_id: str, mailbox: str = "INBOX") -> bytes | None:
+    """The full message with this Message-ID, or None if it has not arrived (yet)."""
+    client.select(mailbox)
+    typ, data = client.search(None, "HEADER", "Message-ID", message_id)
+    ids = data[0].split() if typ == "OK" else []
+    if not ids:
+        return None
+    typ, parts = client.fetch(ids[-1], "(BODY.PEEK[])")
+    return parts[0][1]
+
+
+def parse(raw: bytes) -> EmailMessage:
+    return BytesParser(policy=email.policy.default).parsebytes(raw)
