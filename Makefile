@@ -1,0 +1,34 @@
+# Thin wrappers: each target calls scripts/setup.sh, the govmail CLI or a test runner.
+BIN := $(CURDIR)/.venv/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: up down status credentials test unit lint image
+
+up:
+	bash scripts/setup.sh
+	$(BIN)/govmail lab up
+
+down:
+	$(BIN)/govmail lab down
+
+status:
+	$(BIN)/govmail lab status
+
+credentials:
+	$(BIN)/govmail lab credentials
+
+image:
+	$(BIN)/govmail lab image
+
+test:
+	bash scripts/setup.sh
+	$(BIN)/pytest tests/unit
+	$(BIN)/govmail lab image
+	$(BIN)/molecule test -s default
+
+unit:
+	$(BIN)/pytest tests/unit
+
+lint:
+	$(BIN)/ruff check src tests/unit
+	$(BIN)/ruff format --check src tests/unit
