@@ -171,3 +171,32 @@ def imap_fetch(client, message_id: str, mailbox: str = "INBOX") -> bytes | None:
 
 def parse(raw: bytes) -> EmailMessage:
     return BytesParser(policy=email.policy.default).parsebytes(raw)
+
+
+# --- directory ---------------------------------------------------------------------------
+
+
+def base_dn(domain: str) -> str:
+    return ",".join(f"dc={part}" for part in domain.split("."))
+
+
+def mailbox_dn(domain: str, account: dict) -> str:
+    return f"uid={account['address'].split('@')[0]},ou={account['agency']},ou=agencies,{base_dn(domain)}"
+
+
+@pytest.fixture(scope="session")
+def ldaps_server(address, port, hostname, creds):
+    import ldap3
+
+    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=creds["ca_certificate"], valid_names=[hostname])
+    return ldap3.Server(address, port=port("ldaps"), use_ssl=True, tls=tls, get_info=ldap3.NONE, connect_timeout=20)
+
+
+@pytest.fixture
+def ldap_admin(ldaps_server, creds):
+    import ldap3
+
+    conn = ldap3.Connection(ldaps_server, user=creds["ldap_admin"]["dn"], password=creds["ldap_admin"]["password"],
+                            auto_bind=True)
+    yield conn
+    conn.unbind()

@@ -15,7 +15,7 @@ def test_service_runs_under_systemd_and_starts_at_boot(mail_host, name):
 
 
 def test_ldap_tables_with_the_bind_password_are_not_world_readable(mail_host):
-    for name in ["virtual_domains", "virtual_mailboxes", "virtual_aliases", "sender_login"]:
+    for name in ["virtual_domains", "virtual_mailboxes", "virtual_aliases", "closed_recipients", "sender_login"]:
         table = mail_host.file(f"/etc/postfix/ldap/{name}.cf")
         assert table.user == "root"
         assert table.group == "postfix"
