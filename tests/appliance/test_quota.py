@@ -28,10 +28,15 @@ def set_quota(ldap_admin, domain, personal):
 
     def apply(imaps, room_kib: int) -> dict:
         used, _ = _quota_kib(imaps, account)
-        ldap_admin.modify(dn, {"govmailQuota": [(ldap3.MODIFY_REPLACE, [str((used + room_kib) * 1024)])]})
+        return limit(used + room_kib)
+
+    def limit(limit_kib: int) -> dict:
+        ldap_admin.modify(dn, {"govmailQuota": [(ldap3.MODIFY_REPLACE, [str(int(limit_kib) * 1024)])]})
         assert ldap_admin.result["description"] == "success"
         return account
 
+    apply.limit = limit
+    apply.used = lambda imaps: _quota_kib(imaps, account)[0]
     yield apply
     ldap_admin.modify(dn, {"govmailQuota": [(ldap3.MODIFY_DELETE, [])]})
 
@@ -69,3 +74,24 @@ def test_mail_for_a_mailbox_with_room_is_accepted_at_rcpt(smtp, personal):
     code, text = smtp.rcpt(personal[1]["address"])
     assert code == 250, text
     smtp.rset()
+
+
+def test_owner_is_warned_when_the_mailbox_passes_80_percent(smtp, imaps, set_quota, personal):
+    account = personal[2]
+
+    def warnings():
+        client = imaps(account)
+        client.select("INBOX")
+        typ, data = client.search("UTF-8", "SUBJECT", "80%", "FROM", "postmaster")
+        return data[0].split() if typ == "OK" else []
+
+    earlier = len(warnings())
+    used = set_quota.used(imaps)
+    body_kib = max(4, used // 5 + 4)
+    # after the message (body + about 1.5 KiB of headers) the mailbox is ~87 % full: past 80 %, not 95 %
+    set_quota.limit((used + body_kib + 1.5) / 0.87)
+    filler = make_message("van.thu@ubnd.example.org", account["address"], "Báo cáo", "x" * (body_kib * 1024) + "\n")
+    smtp.ehlo("mx.example.org")
+    assert smtp.send_message(filler) == {}
+
+    assert clients.wait_for(lambda: len(warnings()) > earlier, what="the 80 % quota warning")
