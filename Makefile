@@ -30,5 +30,5 @@ unit:
 	$(BIN)/pytest tests/unit
 
 lint:
-	$(BIN)/ruff check src tests/unit
-	$(BIN)/ruff format --check src tests/unit
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests

@@ -8,6 +8,7 @@ and certificate verification, exactly as a desktop client that resolves the name
 from __future__ import annotations
 
 import base64
+import contextlib
 import imaplib
 import poplib
 import smtplib
@@ -27,7 +28,7 @@ class SMTP(smtplib.SMTP):
         return socket.create_connection((self._address, port), timeout)
 
 
-class SMTP_SSL(smtplib.SMTP_SSL):  # noqa: N801 - mirrors smtplib's name
+class SMTP_SSL(smtplib.SMTP_SSL):
     def __init__(self, address: str, hostname: str, port: int, context: ssl.SSLContext):
         self._address = address
         super().__init__(hostname, port, timeout=CONNECT_TIMEOUT, context=context)
@@ -46,7 +47,7 @@ class IMAP(imaplib.IMAP4):
         return socket.create_connection((self._address, self.port), timeout)
 
 
-class IMAP_SSL(imaplib.IMAP4_SSL):  # noqa: N801
+class IMAP_SSL(imaplib.IMAP4_SSL):
     def __init__(self, address: str, hostname: str, port: int, context: ssl.SSLContext):
         self._address = address
         super().__init__(hostname, port, ssl_context=context, timeout=CONNECT_TIMEOUT)
@@ -65,7 +66,7 @@ class POP3(poplib.POP3):
         return socket.create_connection((self._address, self.port), timeout)
 
 
-class POP3_SSL(poplib.POP3_SSL):  # noqa: N801
+class POP3_SSL(poplib.POP3_SSL):
     def __init__(self, address: str, hostname: str, port: int, context: ssl.SSLContext):
         self._address = address
         super().__init__(hostname, port, context=context, timeout=CONNECT_TIMEOUT)
@@ -111,10 +112,8 @@ class ManageSieve:
         return self.command(f'AUTHENTICATE "PLAIN" "{token}"')[1]
 
     def close(self):
-        try:
+        with contextlib.suppress(OSError):
             self.command("LOGOUT")
-        except OSError:
-            pass
         self.sock.close()
 
 

@@ -6,6 +6,7 @@ verify step sets GOVMAIL_PORT_OFFSET=20000, GOVMAIL_SECRETS_DIR and GOVMAIL_MAIL
 
 from __future__ import annotations
 
+import contextlib
 import email.policy
 import email.utils
 import imaplib
@@ -16,12 +17,11 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
+import clients
 import pytest
 import testinfra
 
 from govmail import contract
-
-import clients
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 OFFSET = int(os.environ.get("GOVMAIL_PORT_OFFSET", contract.LAB_PORT_OFFSET))
@@ -138,10 +138,8 @@ def imaps(address, hostname, port, tls):
 
     yield login
     for client in opened:
-        try:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
             client.logout()
-        except (imaplib.IMAP4.error, OSError):
-            pass
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -196,7 +194,8 @@ def ldaps_server(address, port, hostname, creds):
 def ldap_admin(ldaps_server, creds):
     import ldap3
 
-    conn = ldap3.Connection(ldaps_server, user=creds["ldap_admin"]["dn"], password=creds["ldap_admin"]["password"],
-                            auto_bind=True)
+    conn = ldap3.Connection(
+        ldaps_server, user=creds["ldap_admin"]["dn"], password=creds["ldap_admin"]["password"], auto_bind=True
+    )
     yield conn
     conn.unbind()

@@ -16,8 +16,9 @@ def _server(address, port, service, hostname, ca):
         version=ssl.PROTOCOL_TLS_CLIENT,
         valid_names=[hostname],
     )
-    return ldap3.Server(address, port=port(service), use_ssl=service == "ldaps", tls=tls, get_info=ldap3.NONE,
-                        connect_timeout=20)
+    return ldap3.Server(
+        address, port=port(service), use_ssl=service == "ldaps", tls=tls, get_info=ldap3.NONE, connect_timeout=20
+    )
 
 
 @pytest.fixture
@@ -76,8 +77,9 @@ def test_simple_bind_after_starttls_succeeds(ldap_starttls, domain, alice):
 
 def test_admin_binds_over_ldaps(ldaps, creds):
     try:
-        conn = ldap3.Connection(ldaps, user=creds["ldap_admin"]["dn"], password=creds["ldap_admin"]["password"],
-                                auto_bind=True)
+        conn = ldap3.Connection(
+            ldaps, user=creds["ldap_admin"]["dn"], password=creds["ldap_admin"]["password"], auto_bind=True
+        )
     except LDAPException as exc:  # pragma: no cover - shown on failure
         pytest.fail(f"admin bind failed: {exc}")
     assert conn.extend.standard.who_am_i() == f"dn:{creds['ldap_admin']['dn']}"

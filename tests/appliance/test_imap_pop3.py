@@ -6,9 +6,8 @@ import imaplib
 import poplib
 import re
 
-import pytest
-
 import clients
+import pytest
 
 
 def test_cleartext_imap_login_is_refused(address, hostname, port, alice):

@@ -3,15 +3,15 @@ password, for every protocol that logs in. Uses the third demo person and leaves
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import imaplib
 import smtplib
 import uuid
 
+import clients
 import ldap3
 import pytest
-
-import clients
 from conftest import mailbox_dn
 
 
@@ -44,10 +44,8 @@ def _imaps_login(address, hostname, port, tls, user, password):
     except imaplib.IMAP4.error:
         return False
     finally:
-        try:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
             client.logout()
-        except (imaplib.IMAP4.error, OSError):
-            pass
 
 
 WEAK = {
@@ -107,10 +105,10 @@ def test_five_failed_logins_lock_the_account(ldap_admin, carol_dn, carol, addres
 
 
 def test_successful_login_is_recorded_as_last_login(ldap_admin, carol_dn, carol, address, hostname, port, tls):
-    before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     assert _imaps_login(address, hostname, port, tls, carol["address"], carol["password"])
     ldap_admin.search(carol_dn, "(objectClass=*)", attributes=["pwdLastSuccess"])
     last = ldap_admin.entries[0].pwdLastSuccess.value
     if isinstance(last, str):  # without schema information ldap3 returns the raw GeneralizedTime
-        last = dt.datetime.strptime(last, "%Y%m%d%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+        last = dt.datetime.strptime(last, "%Y%m%d%H%M%SZ").replace(tzinfo=dt.UTC)
     assert last is not None and last >= before

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import re
 
+import clients
 import ldap3
 import pytest
-
-import clients
 from conftest import mailbox_dn, make_message
 
 
 def _quota_kib(imaps, account) -> tuple[int, int]:
     """(used, limit) in KiB as IMAP GETQUOTAROOT reports them."""
     client = imaps(account)
-    typ, data = client.getquotaroot("INBOX")
+    _, data = client.getquotaroot("INBOX")
     text = b" ".join(part for group in data for part in group if isinstance(part, bytes)).decode()
     used, limit = re.search(r"STORAGE (\d+) (\d+)", text).groups()
     return int(used), int(limit)
@@ -44,7 +43,7 @@ def set_quota(ldap_admin, domain, personal):
 def test_mail_for_a_full_mailbox_is_refused_at_rcpt(smtp, imaps, set_quota):
     account = set_quota(imaps, room_kib=1)
     # the last message may take a mailbox over its limit (Dovecot's grace); then it is full
-    used_before, limit = _quota_kib(imaps, account)
+    _, limit = _quota_kib(imaps, account)
     filler = make_message("van.thu@ubnd.example.org", account["address"], "Tệp đính kèm", "x" * 4000 + "\n")
     smtp.ehlo("mx.example.org")
     assert smtp.send_message(filler) == {}

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import smtplib
 
-import pytest
-
 import clients
+import pytest
 
 
 def test_relaying_to_an_external_domain_is_refused_on_port_25(smtp):

@@ -6,9 +6,8 @@ import socket
 import ssl
 import warnings
 
-import pytest
-
 import clients
+import pytest
 
 IMPLICIT_TLS = ["submissions", "imaps", "pop3s", "ldaps"]
 OLD_VERSIONS = {"TLSv1.0": "TLSv1", "TLSv1.1": "TLSv1_1"}
@@ -28,9 +27,8 @@ def _old_client(version: str) -> ssl.SSLContext:
 @pytest.mark.parametrize("version", OLD_VERSIONS)
 @pytest.mark.parametrize("service", IMPLICIT_TLS)
 def test_old_tls_versions_are_refused(service, version, address, port):
-    with socket.create_connection((address, port(service)), timeout=20) as sock:
-        with pytest.raises(ssl.SSLError) as refused:
-            _old_client(version).wrap_socket(sock)
+    with socket.create_connection((address, port(service)), timeout=20) as sock, pytest.raises(ssl.SSLError) as refused:
+        _old_client(version).wrap_socket(sock)
     # the server's own refusal, not a client that could not even offer the version
     assert refused.value.reason in ("TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "WRONG_VERSION_NUMBER")
     assert refused.value.reason != "NO_PROTOCOLS_AVAILABLE"
@@ -38,11 +36,13 @@ def test_old_tls_versions_are_refused(service, version, address, port):
 
 @pytest.mark.parametrize("service", IMPLICIT_TLS)
 def test_certificate_verifies_against_the_lab_ca_for_the_mail_host_name(service, address, hostname, port, tls):
-    with socket.create_connection((address, port(service)), timeout=20) as sock:
-        with tls.wrap_socket(sock, server_hostname=hostname) as conn:
-            assert conn.version() in ("TLSv1.2", "TLSv1.3")
-            names = [value for kind, value in conn.getpeercert()["subjectAltName"] if kind == "DNS"]
-            assert hostname in names
+    with (
+        socket.create_connection((address, port(service)), timeout=20) as sock,
+        tls.wrap_socket(sock, server_hostname=hostname) as conn,
+    ):
+        assert conn.version() in ("TLSv1.2", "TLSv1.3")
+        names = [value for kind, value in conn.getpeercert()["subjectAltName"] if kind == "DNS"]
+        assert hostname in names
 
 
 def test_starttls_certificate_verifies_on_submission(address, hostname, port, tls):

@@ -1,0 +1,997 @@
+"""Mailbox accounts in the directory: create, import, show, list, lifecycle, passwords, quotas.
+
+The functions here take an open :class:`govmail.directory.Directory` and return plain
+JSON-ready dictionaries; they never print. Every refusal is an :class:`AccountError` (or a
+:class:`~govmail.account_errors.NamingError`, ``PasswordError``, ``PolicyError``) whose message
+names the bad input; nothing is left half-done.
+
+What an account is in the directory (``roles/openldap/README.md``):
+
+- an agency is ``ou=<abbr>,ou=agencies,<base>`` (a sub-unit nests under its parent's OU), its
+  ``description`` the full name; it is named here by its mailbox's local part: ``sokhcn``,
+  or ``vp.sokhcn`` for the sub-unit ``vp`` of ``sokhcn``;
+- a mailbox is ``uid=<local part>,<agency DN>`` with the classes ``inetOrgPerson`` and
+  ``govmailMailbox``: ``cn``/``displayName`` (full name), ``sn`` (family name, or the agency's
+  name), ``givenName`` (people), ``mail``, ``govmailKind``, ``govmailStatus`` and
+  ``govmailStatusChanged``, optional ``govmailQuota`` (bytes), ``govmailAlias``,
+  ``govmailDelegate``;
+- a password set by an administrator (new account, reset) is stored as an ``{ARGON2}`` hash
+  (:func:`govmail.passwords.hash_password`) together with ``pwdReset: TRUE``: the ppolicy
+  overlay then lets the owner do nothing but change it, and Dovecot refuses the login until
+  the owner has (REQUIREMENTS P2). The owner's own change (:func:`change_password`) goes
+  through the RFC 3062 Password Modify operation bound as the owner, so slapd hashes it,
+  enforces history and quality, and clears ``pwdReset``.
+
+Dates in documents are ISO 8601 UTC (``2026-11-23T20:35:36Z``) or ``None``. The last login is
+the lastbind overlay's ``authTimestamp`` (or OpenLDAP's own ``pwdLastSuccess`` if that is what
+the server keeps), the later of the two.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import re
+import unicodedata
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ldap3
+
+from . import contract, naming, passwords, policy
+from .account_errors import NamingError, PasswordError, PolicyError
+from .directory import (
+    CONSTRAINT_VIOLATION,
+    Directory,
+    DirectoryError,
+    Entry,
+    InvalidCredentialsError,
+    escape,
+    generalized_time,
+    iso_time,
+)
+from .errors import GovmailError
+
+KINDS = ("personal", "agency")
+STATUSES = ("active", "locked", "terminated")
+
+KIB = 1024
+MIB = KIB**2
+GIB = KIB**3
+TIB = KIB**4
+_UNITS = {"": 1, "k": KIB, "m": MIB, "g": GIB, "t": TIB, "p": KIB**5}
+
+# Quota of a mailbox without govmailQuota (Dovecot's dovecot_quota_personal/_agency), and the
+# smallest quota an operator may give: REQUIREMENTS M6 (QT §9.1) asks for at least 2 GB per
+# personal and 5 GB per agency mailbox; binary units are used, so the minimum is a little above.
+DEFAULT_QUOTA = {"personal": 2 * GIB, "agency": 5 * GIB}
+MINIMUM_QUOTA = dict(DEFAULT_QUOTA)
+MAXIMUM_QUOTA = 2**62  # sanity bound; the attribute is an LDAP INTEGER
+
+MAILBOX_CLASSES = ["inetOrgPerson", "govmailMailbox"]
+MAILBOX_ATTRIBUTES = [
+    "uid",
+    "cn",
+    "mail",
+    "govmailKind",
+    "govmailStatus",
+    "govmailStatusChanged",
+    "govmailQuota",
+    "govmailAlias",
+    "govmailDelegate",
+    # operational attributes: only returned when asked for by name
+    "authTimestamp",
+    "pwdLastSuccess",
+    "pwdChangedTime",
+    "pwdReset",
+    "pwdAccountLockedTime",
+    "createTimestamp",
+]
+
+# Hashing an initial password costs about 40 ms (Argon2id, 19 MiB): a bulk import hashes on
+# several threads (argon2-cffi releases the GIL) while the directory adds the previous rows.
+HASH_WORKERS = max(2, min(8, os.cpu_count() or 2))
+
+
+class AccountError(GovmailError):
+    """An account command cannot do what was asked: unknown mailbox, wrong state, bad input."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One bad row of an import file."""
+
+    row: int
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "error": self.error}
+
+
+class ImportRowsError(AccountError):
+    """Rows of an import file are invalid; nothing was changed. ``errors`` lists every one."""
+
+    def __init__(self, path: str, errors: list[RowError], total: int) -> None:
+        self.path = path
+        self.errors = errors
+        self.total = total
+        rows = ", ".join(str(error.row) for error in errors[:20]) + (", …" if len(errors) > 20 else "")
+        super().__init__(
+            f"{path}: {len(errors)} of {total} rows are invalid (rows {rows}); nothing was changed: "
+            "fix them and import again"
+        )
+
+
+class ImportApplyError(AccountError):
+    """The directory failed during an import. ``report`` says which rows were applied."""
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+# --- profile, sizes, addresses -----------------------------------------------------------------
+
+
+def profile_for(inventory_dir: Path | str, name: str | None = None) -> policy.PolicyProfile:
+    """``name``, else the inventory's ``govmail_policy_profile``, else the default profile."""
+    if not name:
+        configured = contract.load_group_vars(inventory_dir).get("govmail_policy_profile")
+        if isinstance(configured, str) and "{{" in configured:
+            raise PolicyError(
+                f"govmail_policy_profile in {inventory_dir} is a template ({configured!r}): pass --profile"
+            )
+        name = configured or policy.DEFAULT_PROFILE
+    return policy.get_profile(str(name))
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from ``500M``, ``3G``, ``1.5T``, ``3GiB`` (binary units) or a plain byte count."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", str(text), re.IGNORECASE)
+        if not match or (not match.group(2) and "." in match.group(1)):
+            raise AccountError(f"quota {text!r} is not a size: write it like 500M, 3G or 1T (binary units) or in bytes")
+        value = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if value <= 0 or value > MAXIMUM_QUOTA:
+        raise AccountError(f"quota {text!r} is out of range: give a size such as 3G")
+    return value
+
+
+def format_size(size: int) -> str:
+    """``3221225472`` -> ``3G``; sizes that are not whole units stay in bytes."""
+    for suffix, unit in (("T", TIB), ("G", GIB), ("M", MIB)):
+        if size % unit == 0:
+            return f"{size // unit}{suffix}"
+    return str(size)
+
+
+def _check_quota(size: int, kind: str, text: str | int, who: str) -> int:
+    minimum = MINIMUM_QUOTA[kind]
+    if size < minimum:
+        raise AccountError(
+            f"quota {text} for {who} is below the minimum for {kind} mailboxes ({format_size(minimum)}, "
+            f"REQUIREMENTS M6): give at least {format_size(minimum)}"
+        )
+    return size
+
+
+def _clean_name(name: str, what: str = "name") -> str:
+    if not isinstance(name, str):
+        raise AccountError(f"{what} {name!r} is not text")
+    text = unicodedata.normalize("NFC", name)
+    text = "".join(char for char in text if unicodedata.category(char) != "Cf")
+    text = " ".join(text.split())
+    if not text:
+        raise AccountError(f"{what} {name!r} is empty: give the full name")
+    if any(unicodedata.category(char).startswith("C") for char in text):
+        raise AccountError(f"{what} {name!r} contains control characters: type it again")
+    return text
+
+
+def agency_local(agency: str) -> str:
+    """An agency as its mailbox's local part, checked: ``SOKHCN`` -> ``sokhcn``, ``vp.sokhcn``."""
+    if not isinstance(agency, str) or not agency.strip():
+        raise NamingError(f"agency {agency!r} is empty: give the agency's abbreviation, e.g. sokhcn")
+    value = agency.strip().lower()
+    domain_suffix = value.rpartition("@")
+    if domain_suffix[1]:  # an agency given as its address: sokhcn@quangtri.gov.vn
+        value = domain_suffix[0]
+    return ".".join(naming.normalise_abbreviation(part, "agency") for part in value.split("."))
+
+
+def normalise_address(directory: Directory, address: str) -> str:
+    """``NguyenVanLong@Quangtri.gov.vn`` or ``nguyenvanlong`` -> ``nguyenvanlong@quangtri.gov.vn``."""
+    text = (address or "").strip().lower()
+    if not text:
+        raise AccountError("address is empty: give the mailbox's address, e.g. nguyenvanlong@" + directory.domain)
+    local, at, domain = text.rpartition("@")
+    if not at:
+        local, domain = text, directory.domain
+    if domain != directory.domain:
+        raise AccountError(f"address {address!r} is not in the mail domain {directory.domain}: check the address")
+    if not re.match(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$", local) or ".." in local:
+        raise AccountError(f"address {address!r} is not a valid mailbox address: check the spelling")
+    return f"{local}@{domain}"
+
+
+# --- reading mailboxes -----------------------------------------------------------------------
+
+
+def find_mailbox(directory: Directory, address: str) -> Entry:
+    """The mailbox entry whose ``mail`` is ``address`` (aliases are named, not followed)."""
+    address = normalise_address(directory, address)
+    wanted = escape(address)
+    found = directory.search(directory.base_dn, f"(&(objectClass=govmailMailbox)(mail={wanted}))", MAILBOX_ATTRIBUTES)
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        dns = "; ".join(entry.dn for entry in found)
+        raise AccountError(f"address {address} belongs to {len(found)} entries ({dns}): remove the duplicate by hand")
+    owners = directory.search(directory.base_dn, f"(&(objectClass=govmailMailbox)(govmailAlias={wanted}))", ["mail"])
+    if owners:
+        raise AccountError(f"{address} is an alias of {owners[0].first('mail')}: give the mailbox's own address")
+    raise AccountError(
+        f"no mailbox {address} in the directory at {directory.uri}: check the address (govmail account list)"
+    )
+
+
+def _last_login(entry: Entry) -> str | None:
+    times = [iso_time(entry.first(name)) for name in ("authTimestamp", "pwdLastSuccess")]
+    known = [moment for moment in times if moment]
+    return max(known) if known else None
+
+
+def _document(directory: Directory, entry: Entry, delegate: Callable[[str], str]) -> dict[str, Any]:
+    kind = (entry.first("govmailKind") or "personal").lower()
+    quota = entry.first("govmailQuota")
+    status = entry.first("govmailStatus")
+    return {
+        "address": (entry.first("mail") or "").lower(),
+        "dn": entry.dn,
+        "name": entry.first("cn"),
+        "kind": kind,
+        "agency": directory.agency_of(entry.dn),
+        "quota_bytes": int(quota)
+        if quota and quota.strip().isdigit()
+        else DEFAULT_QUOTA.get(kind, DEFAULT_QUOTA["personal"]),
+        "status": status.lower() if status else None,
+        "last_login": _last_login(entry),
+        "password_changed": iso_time(entry.first("pwdChangedTime")),
+        "must_change_password": (entry.first("pwdReset") or "").upper() == "TRUE",
+        "delegates": [delegate(dn) for dn in entry.all("govmailDelegate")],
+        # beyond the documented fields: what an operator asks next
+        "aliases": sorted(alias.lower() for alias in entry.all("govmailAlias")),
+        "status_changed": iso_time(entry.first("govmailStatusChanged")),
+        "locked_out_since": iso_time(entry.first("pwdAccountLockedTime")),
+        "created": iso_time(entry.first("createTimestamp")),
+    }
+
+
+def _delegate_resolver(directory: Directory, known: dict[str, str] | None = None) -> Callable[[str], str]:
+    cache = {dn.lower(): mail for dn, mail in (known or {}).items()}
+
+    def resolve(dn: str) -> str:
+        key = dn.lower()
+        if key not in cache:
+            entry = directory.get(dn, ["mail"])
+            cache[key] = (entry.first("mail") or dn).lower() if entry else dn
+        return cache[key]
+
+    return resolve
+
+
+def show(directory: Directory, address: str) -> dict[str, Any]:
+    """The account document of one mailbox (see the module docstring for the fields)."""
+    entry = find_mailbox(directory, address)
+    return _document(directory, entry, _delegate_resolver(directory))
+
+
+def list_mailboxes(
+    directory: Directory, *, agency: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    """Account documents of every mailbox, or of one agency (with its sub-units), by address."""
+    base = directory.agencies_dn
+    if agency:
+        local = agency_local(agency)
+        base = directory.agency_dn(local)
+        if not directory.exists(base):
+            raise AccountError(
+                f"agency {agency} does not exist in the directory: check the abbreviation (govmail account list)"
+            )
+    parts = ["(objectClass=govmailMailbox)"]
+    if status:
+        if status not in STATUSES:
+            raise AccountError(f"status {status!r} is unknown: use one of {', '.join(STATUSES)}")
+        parts.append(f"(govmailStatus={status})")
+    entries = directory.search(base, f"(&{''.join(parts)})", MAILBOX_ATTRIBUTES)
+    known = {entry.dn: (entry.first("mail") or entry.dn) for entry in entries}
+    resolve = _delegate_resolver(directory, known)
+    return sorted((_document(directory, entry, resolve) for entry in entries), key=lambda doc: doc["address"])
+
+
+# --- addresses in use ------------------------------------------------------------------------
+
+
+def _variant_key(address: str) -> tuple[str, str]:
+    """``nguyenvanlong@d`` -> ``("nguyenvanlong", "")``; ``longnv.sokhcn@d`` -> ``("longnv", ".sokhcn")``."""
+    head, dot, tail = address.rpartition("@")[0].partition(".")
+    return head, dot + tail
+
+
+class _Taken:
+    """Addresses in use in the domain, asked of the directory only as far as needed.
+
+    A new person's address needs the addresses that look like its numbered variants
+    (``nguyenvanlong*@``): one indexed substring search on ``mail`` per name, plus every alias
+    (read once; there are few). Addresses handed out earlier in the same run are added: a
+    person's under the name it was numbered from, so a bulk import stays linear.
+    """
+
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+        self.assigned: set[str] = set()
+        self._assigned_like: dict[tuple[str, str], set[str]] = {}
+        self._assigned_other: set[str] = set()
+        self._aliases: set[str] | None = None
+        self._like: dict[str, set[str]] = {}
+
+    def aliases(self) -> set[str]:
+        if self._aliases is None:
+            found = self.directory.search(self.directory.base_dn, "(govmailAlias=*)", ["govmailAlias"])
+            self._aliases = {alias.lower() for entry in found for alias in entry.all("govmailAlias")}
+        return self._aliases
+
+    def like(self, address: str) -> set[str]:
+        """Addresses in use that could be numbered variants of ``address`` (the un-numbered form)."""
+        head, tail = _variant_key(address)
+        pattern = f"{escape(head)}*{escape(tail)}@{escape(self.directory.domain)}"
+        if pattern not in self._like:
+            found = self.directory.search(self.directory.base_dn, f"(mail={pattern})", ["mail"])
+            self._like[pattern] = {mail.lower() for entry in found for mail in entry.all("mail")}
+        assigned = self._assigned_like.get((head, tail), set())
+        return self._like[pattern] | self.aliases() | assigned | self._assigned_other
+
+    def assign(self, address: str, numbered_from: str | None = None) -> None:
+        """Record ``address`` as handed out (``numbered_from``: the un-numbered form it came from)."""
+        self.assigned.add(address)
+        if numbered_from:
+            self._assigned_like.setdefault(_variant_key(numbered_from), set()).add(address)
+        else:
+            self._assigned_other.add(address)
+
+    def used(self, address: str) -> bool:
+        """Whether ``address`` is some mailbox's address or alias now (asked of the directory)."""
+        if address in self.assigned:
+            return True
+        value = escape(address)
+        found = self.directory.search(self.directory.base_dn, f"(|(mail={value})(govmailAlias={value}))", ["mail"])
+        return bool(found)
+
+
+# --- planning new mailboxes ------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """One mailbox (and, for an agency, its organisational unit) to create."""
+
+    kind: str
+    name: str
+    agency: str
+    address: str
+    dn: str
+    quota: int | None = None
+    row: int | None = None
+    ou_dn: str | None = None  # agency only: the OU to create (None when it exists already)
+    family: str | None = None
+    given: str | None = None
+    base_address: str | None = None  # person: the address before numbering (nguyenvanlong@)
+
+    @property
+    def uid(self) -> str:
+        return self.address.rpartition("@")[0]
+
+    def as_dict(self, initial_password: str | None = None) -> dict[str, Any]:
+        document: dict[str, Any] = {}
+        if self.row is not None:
+            document["row"] = self.row
+        document.update(
+            {
+                "kind": self.kind,
+                "name": self.name,
+                "agency": self.agency,
+                "address": self.address,
+                "dn": self.dn,
+                "quota_bytes": self.quota if self.quota is not None else DEFAULT_QUOTA[self.kind],
+                "initial_password": initial_password,
+            }
+        )
+        return document
+
+
+def _plan_person(
+    directory: Directory,
+    name: str,
+    agency: str,
+    profile: policy.PolicyProfile,
+    taken: _Taken,
+    *,
+    quota: int | str | None = None,
+    agencies: Callable[[str], bool] | None = None,
+) -> Plan:
+    family, middle, given = naming.split_name(name)
+    full = " ".join([family, *middle, given])
+    local = agency_local(agency)
+    agency_dn = directory.agency_dn(local)
+    exists = agencies(local) if agencies else directory.exists(agency_dn)
+    if not exists:
+        raise AccountError(
+            f"agency {agency} does not exist in the directory: create it first "
+            f'(govmail account add "<full name>" --kind agency --abbreviation {local.split(".")[0]})'
+        )
+    first = naming.personal_address(full, local, directory.domain, profile)
+    address = naming.personal_address(full, local, directory.domain, profile, taken=taken.like(first))
+    size = None
+    if quota is not None and quota != "":
+        size = _check_quota(parse_size(quota), "personal", quota, address)
+    uid = address.rpartition("@")[0]
+    return Plan(
+        kind="personal", name=full, agency=local, address=address, dn=f"uid={uid},{agency_dn}",
+        quota=size, family=family, given=given, base_address=first,
+    )  # fmt: skip
+
+
+def _plan_agency(
+    directory: Directory,
+    name: str,
+    abbreviation: str,
+    taken: _Taken,
+    *,
+    parent: str | None = None,
+    quota: int | str | None = None,
+    agencies: Callable[[str], bool] | None = None,
+) -> Plan:
+    full = _clean_name(name, "agency name")
+    address = naming.agency_address(abbreviation, directory.domain, parent=parent or None)
+    local = address.rpartition("@")[0]
+    exists = agencies or (lambda value: directory.exists(directory.agency_dn(value)))
+    if parent:
+        parent_local = local.partition(".")[2]
+        if not exists(parent_local):
+            raise AccountError(
+                f"parent agency {parent} does not exist in the directory: create it first, or check the abbreviation"
+            )
+    ou_dn = directory.agency_dn(local)
+    dn = f"uid={local},{ou_dn}"
+    ou_exists = exists(local)
+    if ou_exists and directory.exists(dn):
+        raise AccountError(f"agency {local} already exists with its mailbox {address}: nothing to create")
+    if taken.used(address):
+        raise AccountError(f"address {address} for agency {local} is already in use: choose another abbreviation")
+    size = None
+    if quota is not None and quota != "":
+        size = _check_quota(parse_size(quota), "agency", quota, address)
+    return Plan(
+        kind="agency", name=full, agency=local, address=address, dn=dn, quota=size, ou_dn=None if ou_exists else ou_dn
+    )
+
+
+def _mailbox_attributes(plan: Plan, password_hash: str, now: str) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "uid": plan.uid,
+        "cn": plan.name,
+        "displayName": plan.name,
+        "sn": plan.family if plan.kind == "personal" else plan.name,
+        "mail": plan.address,
+        "govmailKind": plan.kind,
+        "govmailStatus": "active",
+        "govmailStatusChanged": now,
+        "userPassword": password_hash,
+        "pwdReset": "TRUE",
+    }
+    if plan.kind == "personal":
+        attributes["givenName"] = plan.given
+    if plan.quota is not None:
+        attributes["govmailQuota"] = str(plan.quota)
+    return attributes
+
+
+def _create(directory: Directory, plan: Plan, password_hash: str) -> None:
+    """Create the OU (agency) and the mailbox; an OU created here is removed again on failure."""
+    if plan.ou_dn:
+        directory.add(plan.ou_dn, ["organizationalUnit"], {"ou": plan.agency.split(".")[0], "description": plan.name})
+    try:
+        directory.add(plan.dn, MAILBOX_CLASSES, _mailbox_attributes(plan, password_hash, generalized_time()))
+    except DirectoryError:
+        if plan.ou_dn:
+            try:
+                directory.delete(plan.ou_dn)
+            except DirectoryError as exc:
+                raise DirectoryError(
+                    f"creating {plan.dn} failed and the agency unit {plan.ou_dn} created just before could not be "
+                    f"removed ({exc}): delete it by hand"
+                ) from None
+        raise
+
+
+def _initial_password(profile: policy.PolicyProfile, password: str | None) -> str:
+    if password is None:
+        return passwords.generate(profile=profile)
+    passwords.check(password, profile=profile)
+    return password
+
+
+def add_person(
+    directory: Directory,
+    name: str,
+    agency: str,
+    *,
+    profile: policy.PolicyProfile,
+    quota: int | str | None = None,
+    password: str | None = None,
+) -> dict[str, Any]:
+    """Create a person's mailbox; returns ``{"address", "dn", "initial_password", ...}``."""
+    plan = _plan_person(directory, name, agency, profile, _Taken(directory), quota=quota)
+    initial = _initial_password(profile, password)
+    _create(directory, plan, passwords.hash_password(initial))
+    return plan.as_dict(initial)
+
+
+def add_agency(
+    directory: Directory,
+    name: str,
+    abbreviation: str,
+    *,
+    profile: policy.PolicyProfile,
+    parent: str | None = None,
+    quota: int | str | None = None,
+    password: str | None = None,
+) -> dict[str, Any]:
+    """Create an agency (or sub-unit): its OU and its agency mailbox ``<abbr>[.<parent>]@domain``."""
+    plan = _plan_agency(directory, name, abbreviation, _Taken(directory), parent=parent, quota=quota)
+    initial = _initial_password(profile, password)
+    _create(directory, plan, passwords.hash_password(initial))
+    document = plan.as_dict(initial)
+    document["agency_created"] = plan.ou_dn is not None
+    return document
+
+
+# --- lifecycle -------------------------------------------------------------------------------
+
+
+def _status(entry: Entry) -> str | None:
+    value = entry.first("govmailStatus")
+    return value.lower() if value else None
+
+
+def _set_status(directory: Directory, entry: Entry, status: str, extra: dict[str, Any] | None = None) -> bool:
+    previous = _status(entry)
+    changes: dict[str, Any] = dict(extra or {})
+    if previous != status:
+        changes["govmailStatus"] = [(ldap3.MODIFY_REPLACE, [status])]
+        changes["govmailStatusChanged"] = [(ldap3.MODIFY_REPLACE, [generalized_time()])]
+    if not changes:
+        return False
+    directory.modify(entry.dn, changes)
+    return True
+
+
+def _result(entry: Entry, status: str | None, previous: str | None, changed: bool) -> dict[str, Any]:
+    return {
+        "address": (entry.first("mail") or "").lower(),
+        "dn": entry.dn,
+        "status": status,
+        "previous_status": previous,
+        "changed": changed,
+    }
+
+
+def lock(directory: Directory, address: str) -> dict[str, Any]:
+    """Lock a mailbox (P5, P7): no login (IMAP, POP3, SMTP AUTH), mail still delivered, data kept."""
+    entry = find_mailbox(directory, address)
+    previous = _status(entry)
+    if previous == "terminated":
+        raise AccountError(f"mailbox {entry.first('mail')} is terminated: there is nothing to lock")
+    changed = _set_status(directory, entry, "locked")
+    return _result(entry, "locked", previous, changed)
+
+
+def unlock(directory: Directory, address: str, *, force: bool = False) -> dict[str, Any]:
+    """Make a locked mailbox active again (P8), and end a lockout after failed logins (ppolicy)."""
+    entry = find_mailbox(directory, address)
+    previous = _status(entry)
+    if previous == "terminated" and not force:
+        raise AccountError(
+            f"mailbox {entry.first('mail')} is terminated: unlock reopens it only with --force "
+            "(for an account closed by mistake)"
+        )
+    extra = {}
+    locked_out = bool(entry.first("pwdAccountLockedTime"))
+    if locked_out:  # ppolicy removes pwdFailureTime with it
+        extra["pwdAccountLockedTime"] = [(ldap3.MODIFY_DELETE, [])]
+    changed = _set_status(directory, entry, "active", extra)
+    return {**_result(entry, "active", previous, changed), "lockout_ended": locked_out}
+
+
+def terminate(directory: Directory, address: str) -> dict[str, Any]:
+    """Close a mailbox (P6): logins refused, mail to it and its aliases refused with 5xx, data kept."""
+    entry = find_mailbox(directory, address)
+    previous = _status(entry)
+    changed = _set_status(directory, entry, "terminated")
+    return _result(entry, "terminated", previous, changed)
+
+
+def delete(directory: Directory, address: str, *, force: bool = False) -> dict[str, Any]:
+    """Remove a mailbox's entry (terminated ones only, unless ``force``). Mail data is not touched.
+
+    An agency mailbox takes its agency's unit with it when the unit holds nothing else.
+    """
+    entry = find_mailbox(directory, address)
+    mail = (entry.first("mail") or "").lower()
+    status = _status(entry)
+    if status != "terminated" and not force:
+        raise AccountError(
+            f"mailbox {mail} is {status or 'without a status'}: only terminated mailboxes are deleted; "
+            f"run `govmail account terminate {mail}` first, or add --force"
+        )
+    # no agency mailbox may keep naming the deleted one as its delegate
+    for holder in directory.search(directory.base_dn, f"(govmailDelegate={escape(entry.dn)})", ["govmailDelegate"]):
+        values = [value for value in holder.all("govmailDelegate") if value.lower() == entry.dn.lower()]
+        directory.modify(holder.dn, {"govmailDelegate": [(ldap3.MODIFY_DELETE, values)]})
+    directory.delete(entry.dn)
+    unit_removed = False
+    if (entry.first("govmailKind") or "").lower() == "agency":
+        # the agency's unit goes with its mailbox when nothing else is left in it
+        unit = entry.dn.split(",", 1)[1]
+        children = directory.search(unit, "(objectClass=*)", ["ou"], scope=ldap3.LEVEL)
+        if directory.agency_of(unit) and not [child for child in children if child.dn.lower() != unit.lower()]:
+            directory.delete(unit)
+            unit_removed = True
+    document = {"address": mail, "dn": entry.dn, "deleted": True, "previous_status": status}
+    return {**document, "agency_unit_removed": unit_removed}
+
+
+# --- passwords and quota ---------------------------------------------------------------------
+
+
+def reset_password(
+    directory: Directory, address: str, *, profile: policy.PolicyProfile, password: str | None = None
+) -> dict[str, Any]:
+    """Set a new initial password (generated, or ``password`` if it meets the policy) + pwdReset."""
+    entry = find_mailbox(directory, address)
+    mail = (entry.first("mail") or "").lower()
+    if _status(entry) == "terminated":
+        raise AccountError(f"mailbox {mail} is terminated: its password is not reset")
+    initial = _initial_password(profile, password)
+    directory.modify(
+        entry.dn,
+        {
+            "userPassword": [(ldap3.MODIFY_REPLACE, [passwords.hash_password(initial)])],
+            "pwdReset": [(ldap3.MODIFY_REPLACE, ["TRUE"])],
+        },
+    )
+    return {"address": mail, "dn": entry.dn, "initial_password": initial}
+
+
+def change_password(
+    directory: Directory, address: str, *, old: str, new: str, profile: policy.PolicyProfile
+) -> dict[str, Any]:
+    """The owner's own change: policy check, bind as the owner with ``old``, Password Modify."""
+    passwords.check(new, profile=profile)
+    entry = find_mailbox(directory, address)
+    mail = (entry.first("mail") or "").lower()
+    if _status(entry) == "terminated":
+        raise AccountError(f"mailbox {mail} is terminated: its password cannot be changed")
+    if new == old:
+        raise PasswordError(f"the new password for {mail} is the old one: choose a different password")
+    try:
+        directory.change_own_password(entry.dn, old, new)
+    except InvalidCredentialsError:
+        locked = iso_time(entry.first("pwdAccountLockedTime"))
+        if locked:
+            raise AccountError(
+                f"old password is wrong for {mail}, or the mailbox is locked after repeated failed logins "
+                f"(since {locked}): wait for the lockout to end or ask an operator (govmail account unlock {mail})"
+            ) from None
+        raise AccountError(f"old password is wrong for {mail}: nothing was changed") from None
+    except DirectoryError as exc:
+        if exc.detail is None:  # no answer from the server: a connection problem, not a refusal
+            raise
+        reason = exc.detail
+        if exc.code == CONSTRAINT_VIOLATION or "password" in reason.lower():
+            raise PasswordError(f"the directory refused the new password for {mail}: {reason}") from None
+        raise
+    return {"address": mail, "dn": entry.dn, "changed": True}
+
+
+def set_quota(directory: Directory, address: str, size: str | int) -> dict[str, Any]:
+    """Give a mailbox its own quota (bytes in govmailQuota), at least its kind's minimum (M6)."""
+    entry = find_mailbox(directory, address)
+    mail = (entry.first("mail") or "").lower()
+    kind = (entry.first("govmailKind") or "personal").lower()
+    value = _check_quota(parse_size(size), kind if kind in KINDS else "personal", size, mail)
+    current = entry.first("govmailQuota")
+    previous = int(current) if current and current.isdigit() else DEFAULT_QUOTA.get(kind, DEFAULT_QUOTA["personal"])
+    if current != str(value):
+        directory.modify(entry.dn, {"govmailQuota": [(ldap3.MODIFY_REPLACE, [str(value)])]})
+    return {"address": mail, "dn": entry.dn, "quota_bytes": value, "previous_quota_bytes": previous}
+
+
+# --- bulk import -----------------------------------------------------------------------------
+
+_HEADERS = {
+    "name": ("name", "fullname", "hoten", "hovaten", "ten"),
+    "agency": ("agency", "abbreviation", "coquan", "donvi"),
+    "kind": ("kind", "type", "loai"),
+    "quota": ("quota", "dungluong", "hanmuc"),
+}
+_POSITIONS = ("name", "agency", "kind", "quota")
+
+
+@dataclass
+class Row:
+    """One data row of an import file; ``row`` is its line number (the header is line 1)."""
+
+    row: int
+    name: str
+    agency: str
+    kind: str = ""
+    quota: str = ""
+    problem: str | None = None
+    others: tuple[str, ...] = ()  # cells of further named columns (date of birth, staff number ...)
+
+
+def _header_key(cell: str) -> str | None:
+    folded = re.sub(r"[\s_\-]", "", naming.fold(cell.strip()))
+    for key, names in _HEADERS.items():
+        if folded in names:
+            return key
+    return None
+
+
+def read_rows(path: Path | str) -> list[Row]:
+    """The rows of a UTF-8 CSV file: name, agency[, kind[, quota]], with or without a header."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise AccountError(f"import file {path} does not exist: check the path") from None
+    except OSError as exc:
+        raise AccountError(f"import file {path} cannot be read ({exc.strerror}): check its permissions") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise AccountError(
+            f"import file {path} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}): "
+            "save it as 'CSV UTF-8' (TCVN 6909, REQUIREMENTS A5)"
+        ) from None
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = max((",", ";", "\t"), key=first.count) if first else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows: list[Row] = []
+    columns: dict[str, int] | None = None
+    line = 1
+    try:
+        for cells in reader:
+            start, line = line, reader.line_num + 1
+            cells = [cell.strip() for cell in cells]
+            if not any(cells):
+                continue
+            if columns is None and not rows:
+                keys = [_header_key(cell) for cell in cells]
+                if keys[0] is not None and "name" in keys:
+                    if "agency" not in keys:
+                        raise AccountError(f"import file {path}: the header (line {start}) has no agency column")
+                    columns = {}
+                    for index, key in enumerate(keys):
+                        if key and key in columns:
+                            raise AccountError(f"import file {path}: the header (line {start}) has two {key} columns")
+                        if key:
+                            columns[key] = index
+                    continue
+                columns = {}
+            rows.append(_row(start, cells, columns))
+    except csv.Error as exc:
+        raise AccountError(f"import file {path} is not valid CSV near line {line} ({exc}): fix the quoting") from None
+    if not rows:
+        raise AccountError(f"import file {path} has no rows: one person per line, name then agency")
+    return rows
+
+
+def _row(number: int, cells: list[str], columns: dict[str, int]) -> Row:
+    others: tuple[str, ...] = ()
+    if columns:
+        values = {key: cells[index] if index < len(cells) else "" for key, index in columns.items()}
+        used = set(columns.values())
+        others = tuple(" ".join(cell.split()).lower() for index, cell in enumerate(cells) if index not in used)
+    else:
+        values = dict(zip(_POSITIONS, cells, strict=False))
+    row = Row(number, *(values.get(key, "") for key in _POSITIONS), others=others)
+    filled = len(cells)
+    while filled and not cells[filled - 1]:
+        filled -= 1
+    if not columns and filled > len(_POSITIONS):
+        row.problem = f"has {filled} columns: expected name, agency, then optionally kind and quota"
+    elif not row.name:
+        row.problem = "has no name"
+    elif not row.agency:
+        row.problem = "has no agency: give the agency's abbreviation (e.g. sokhcn)"
+    return row
+
+
+def plan_import(
+    directory: Directory, rows: list[Row], profile: policy.PolicyProfile
+) -> tuple[list[Plan], list[RowError]]:
+    """Check every row against the directory and the other rows; plan the entries to create.
+
+    Agencies (rows of kind ``agency``, their abbreviation written ``abbr`` or ``unit.parent`` in
+    the agency column) are planned and later created before people, each in file order.
+    """
+    errors: list[RowError] = []
+    planned: list[Plan] = []
+    taken = _Taken(directory)
+    existing: dict[str, bool] = {}
+    new_agencies: dict[str, int] = {}  # local part -> row that creates it
+    bad_agencies: dict[str, int] = {}
+
+    def agency_exists(local: str) -> bool:
+        if local in new_agencies:
+            return True
+        if local not in existing:
+            existing[local] = directory.exists(directory.agency_dn(local))
+        return existing[local]
+
+    def kind_of(row: Row) -> str:
+        kind = row.kind.strip().lower() or "personal"
+        if kind not in KINDS:
+            raise AccountError(f"kind {row.kind!r} is unknown: use personal or agency")
+        return kind
+
+    agency_rows, person_rows = [], []
+    for row in rows:
+        if row.problem:
+            errors.append(RowError(row.row, f"row {row.row} {row.problem}"))
+            continue
+        try:
+            (agency_rows if kind_of(row) == "agency" else person_rows).append(row)
+        except AccountError as exc:
+            errors.append(RowError(row.row, f"row {row.row}: {exc}"))
+
+    for row in agency_rows:
+        try:
+            unit, _, parent = row.agency.strip().lower().partition(".")
+            if parent and "." in parent:
+                raise AccountError(f"agency {row.agency!r} has more than two levels: write unit.parent")
+            if parent:
+                parent_local = agency_local(parent)
+                if parent_local in bad_agencies:
+                    raise AccountError(
+                        f"parent agency {parent_local} is created by row {bad_agencies[parent_local]}, which is invalid"
+                    )
+            local = agency_local(row.agency)
+            if local in new_agencies:
+                raise AccountError(f"agency {local} is also created by row {new_agencies[local]}")
+            plan = _plan_agency(
+                directory, row.name, unit, taken, parent=parent or None, quota=row.quota, agencies=agency_exists
+            )
+        except (AccountError, NamingError, PolicyError) as exc:
+            errors.append(RowError(row.row, f"row {row.row}: {exc}"))
+            with contextlib.suppress(NamingError):  # people of an agency that will not exist fail too
+                failed = agency_local(row.agency)
+                if not agency_exists(failed):
+                    bad_agencies.setdefault(failed, row.row)
+            continue
+        plan.row = row.row
+        new_agencies[plan.agency] = row.row
+        taken.assign(plan.address)
+        planned.append(plan)
+
+    seen: dict[tuple[str, str, tuple[str, ...]], int] = {}
+    for row in person_rows:
+        try:
+            local = agency_local(row.agency)
+            if local in bad_agencies:
+                raise AccountError(f"agency {local} is created by row {bad_agencies[local]}, which is invalid")
+            key = (naming.fold(" ".join(row.name.split())), local, row.others)
+            if key in seen:
+                raise AccountError(
+                    f"repeats row {seen[key]} (same name and agency): remove the duplicate; if they are two people, "
+                    "add a column that tells them apart (e.g. date of birth) or add one with govmail account add"
+                )
+            plan = _plan_person(
+                directory, row.name, row.agency, profile, taken, quota=row.quota, agencies=agency_exists
+            )
+        except (AccountError, NamingError, PolicyError) as exc:
+            errors.append(RowError(row.row, f"row {row.row}: {exc}"))
+            continue
+        seen[key] = row.row
+        plan.row = row.row
+        taken.assign(plan.address, plan.base_address)
+        planned.append(plan)
+
+    errors.sort(key=lambda error: error.row)
+    return planned, errors
+
+
+def _hashed(initials: list[str]) -> Generator[str, None, None]:
+    with ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
+        yield from pool.map(passwords.hash_password, initials)
+
+
+def import_file(
+    directory: Directory,
+    path: Path | str,
+    *,
+    profile: policy.PolicyProfile,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Validate every row, then (unless ``dry_run``) create the mailboxes.
+
+    Returns ``{"file", "dry_run", "rows": [{"row", "kind", "name", "agency", "address", "dn",
+    "quota_bytes", "initial_password"}...]}`` in file order. Invalid rows raise
+    :class:`ImportRowsError` before anything changes; a directory failure while applying raises
+    :class:`ImportApplyError` whose ``report`` lists the rows applied (with their passwords),
+    the failed row and the rows not applied.
+    """
+    rows = read_rows(path)
+    planned, errors = plan_import(directory, rows, profile)
+    if errors:
+        raise ImportRowsError(str(path), errors, len(rows))
+    if dry_run:
+        documents = sorted((plan.as_dict() for plan in planned), key=lambda doc: doc["row"])
+        return {"file": str(path), "dry_run": True, "rows": documents}
+    initials = [passwords.generate(profile=profile) for _ in planned]
+    applied: list[dict[str, Any]] = []
+    taken = _Taken(directory)
+    hashes = _hashed(initials)
+    try:
+        _apply(directory, path, planned, initials, hashes, taken, applied, progress)
+    finally:
+        hashes.close()  # a failure cancels the hashing still queued
+    return {"file": str(path), "dry_run": False, "rows": sorted(applied, key=lambda doc: doc["row"])}
+
+
+def _apply(
+    directory: Directory,
+    path: Path | str,
+    planned: list[Plan],
+    initials: list[str],
+    hashes: Iterator[str],
+    taken: _Taken,
+    applied: list[dict[str, Any]],
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    total = len(planned)
+    for index, (plan, hashed) in enumerate(zip(planned, hashes, strict=True)):
+        try:
+            if plan.kind == "personal" and taken.used(plan.address):
+                raise AccountError(
+                    f"address {plan.address} was taken after the file was checked: import the rest again"
+                )
+            _create(directory, plan, hashed)
+        except (DirectoryError, AccountError) as exc:
+            rest = sorted(p.row for p in planned[index + 1 :] if p.row is not None)
+            report = {
+                "file": str(path),
+                "dry_run": False,
+                "rows": sorted(applied, key=lambda doc: doc["row"]),
+                "failed": {"row": plan.row, "address": plan.address, "error": str(exc)},
+                "not_applied": rest,
+            }
+            done = ", ".join(str(doc["row"]) for doc in report["rows"]) or "none"
+            raise ImportApplyError(
+                f"{path}: row {plan.row} ({plan.address}) failed: {exc}; rows applied: {done}; "
+                f"{len(rest)} rows after it were not applied",
+                report,
+            ) from None
+        applied.append(plan.as_dict(initials[index]))
+        if progress:
+            progress(index + 1, total)

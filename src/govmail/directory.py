@@ -1,0 +1,544 @@
+"""The directory (OpenLDAP) as the account commands see it: where it is, and LDAP operations.
+
+:func:`settings` works out where the directory is and how to reach it from an inventory and
+the environment; :class:`Directory` wraps one administrator connection (ldap3) with the few
+operations the account commands need. Every LDAP failure becomes a :class:`DirectoryError`
+whose message names the directory's URI and the operation, never a traceback.
+
+Where the CLI connects (``govmail account ...``):
+
+- URI: ``$GOVMAIL_LDAP_URI``; else, for the lab inventory, ``ldaps://127.0.0.1:10636`` (the
+  lab's published LDAPS port); for any other inventory ``ldaps://<first host of the ldap
+  group in hosts.yml>:636``. ``ldaps://`` is TLS from the first byte; ``ldap://`` is accepted
+  too and then always upgraded with StartTLS before the bind (slapd refuses a password
+  without TLS anyway).
+- TLS: the certificate must chain to the CA file and name ``govmail_mail_hostname`` (or the
+  URI's host). CA file: ``$GOVMAIL_LDAP_CA_FILE``, else ``<secrets>/pki/ca.crt``.
+- Administrator: ``cn=admin,<base dn>``; password from ``$GOVMAIL_LDAP_ADMIN_PASSWORD_FILE``,
+  else ``<secrets>/ldap-admin``.
+- ``<secrets>``: ``$GOVMAIL_SECRETS_DIR``; else the inventory's ``govmail_secrets_dir`` when it is
+  a plain path; else ``<project>/.lab/secrets``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import ssl
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import ldap3
+import yaml
+from ldap3.core.exceptions import LDAPException, LDAPSocketOpenError, LDAPStartTLSError
+from ldap3.utils.conv import escape_filter_chars
+
+from . import contract
+from .errors import GovmailError
+from .project import default_secrets_dir, find_project_dir
+
+URI_ENV = "GOVMAIL_LDAP_URI"
+ADMIN_PASSWORD_FILE_ENV = "GOVMAIL_LDAP_ADMIN_PASSWORD_FILE"
+CA_FILE_ENV = "GOVMAIL_LDAP_CA_FILE"
+
+LDAPS_PORT = 636
+CONNECT_TIMEOUT = 10
+RECEIVE_TIMEOUT = 60
+PAGE_SIZE = 500
+
+# RFC 4511 result codes the callers distinguish.
+SUCCESS = 0
+SIZE_LIMIT_EXCEEDED = 4
+UNDEFINED_ATTRIBUTE_TYPE = 17
+CONSTRAINT_VIOLATION = 19
+NO_SUCH_OBJECT = 32
+INVALID_CREDENTIALS = 49
+INSUFFICIENT_ACCESS = 50
+ENTRY_ALREADY_EXISTS = 68
+
+_GENERALIZED_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:[.,]\d+)?(Z|[+-]\d{2}(?:\d{2})?)?$")
+
+
+class DirectoryError(GovmailError):
+    """The directory cannot be reached, or refused or failed an operation."""
+
+    def __init__(self, message: str, code: int | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code  # LDAP result code, when the server answered
+        self.detail = detail  # the server's own words (description: message)
+
+
+class DirectoryUnavailableError(DirectoryError):
+    """No connection: refused, timed out, TLS not trusted, or lost during an operation."""
+
+
+class EntryExistsError(DirectoryError):
+    """An entry with this DN already exists."""
+
+
+class NoSuchEntryError(DirectoryError):
+    """The entry (or its parent) does not exist."""
+
+
+class InvalidCredentialsError(DirectoryError):
+    """A bind was refused: wrong password, no password, or (ppolicy) a locked account."""
+
+
+# --- where the directory is -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything needed to open an administrator connection to one site's directory."""
+
+    uri: str
+    domain: str
+    base_dn: str
+    tls_names: tuple[str, ...]
+    ca_file: Path
+    admin_dn: str
+    admin_password: str = field(repr=False)
+
+
+def _lab_inventory(inventory_dir: Path, project_dir: Path) -> bool:
+    return inventory_dir.resolve() == (project_dir / "inventories" / "lab").resolve()
+
+
+def _first_ldap_host(inventory_dir: Path) -> str | None:
+    """First host of the ``ldap`` group in ``hosts.yml`` (the directory, as the roles find it)."""
+    for name in ("hosts.yml", "hosts.yaml"):
+        path = inventory_dir / name
+        if not path.is_file():
+            continue
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            return None
+
+        def find(group: Any) -> str | None:
+            if not isinstance(group, Mapping):
+                return None
+            children = group.get("children") or {}
+            if isinstance(children, Mapping):
+                for child_name, child in children.items():
+                    if child_name == "ldap" and isinstance(child, Mapping) and child.get("hosts"):
+                        return str(next(iter(child["hosts"])))
+                    found = find(child)
+                    if found:
+                        return found
+            return None
+
+        return find(data.get("all") if isinstance(data, Mapping) else None)
+    return None
+
+
+def _secrets_dir(inventory_dir: Path, project_dir: Path, environ: Mapping[str, str]) -> Path:
+    if environ.get("GOVMAIL_SECRETS_DIR"):
+        return default_secrets_dir(project_dir, dict(environ))
+    configured = contract.load_group_vars(inventory_dir).get("govmail_secrets_dir")
+    if isinstance(configured, str) and configured.strip() and "{{" not in configured:
+        return Path(configured.strip()).expanduser()
+    return default_secrets_dir(project_dir, dict(environ))
+
+
+def settings(
+    inventory_dir: Path | str,
+    *,
+    project_dir: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """How to reach the directory of the site ``inventory_dir`` describes (see module docstring)."""
+    env = os.environ if environ is None else environ
+    project = Path(project_dir) if project_dir is not None else find_project_dir(environ=dict(env))
+    inventory = Path(inventory_dir)
+    site = contract.site_values(inventory)
+    uri = env.get(URI_ENV, "").strip()
+    if not uri:
+        if _lab_inventory(inventory, project):
+            uri = f"ldaps://{contract.LOCALHOST}:{contract.published_port('ldaps')}"
+        else:
+            host = _first_ldap_host(inventory)
+            if host is None:
+                raise DirectoryError(
+                    f"inventory {inventory} has no host in an `ldap` group: add one to hosts.yml or set "
+                    f"{URI_ENV}=ldaps://<directory host>:636"
+                )
+            uri = f"ldaps://{host}:{LDAPS_PORT}"
+    host = _parse_uri(uri)[1]
+    secrets = _secrets_dir(inventory, project, env)
+    ca_file = Path(env.get(CA_FILE_ENV) or secrets / "pki" / "ca.crt").expanduser()
+    if not ca_file.is_file():
+        raise DirectoryError(
+            f"CA certificate {ca_file} does not exist: provision the stack first (govmail lab up), "
+            f"or point {CA_FILE_ENV} at the CA that signed the directory's certificate"
+        )
+    password_file = env.get(ADMIN_PASSWORD_FILE_ENV)
+    if password_file:
+        path = Path(password_file).expanduser()
+        password = contract.read_secret(path.parent, path.name)
+    else:
+        password = contract.read_secret(secrets, "ldap-admin")
+    names = tuple(dict.fromkeys(name for name in (site["mail_hostname"], host) if name))
+    return Settings(
+        uri=uri,
+        domain=site["domain"],
+        base_dn=site["base_dn"],
+        tls_names=names,
+        ca_file=ca_file.resolve(),
+        admin_dn=f"cn=admin,{site['base_dn']}",
+        admin_password=password,
+    )
+
+
+def _parse_uri(uri: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of an ``ldaps://`` or ``ldap://`` URI, or DirectoryError."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("ldaps", "ldap") or not parts.hostname:
+        raise DirectoryError(
+            f"directory URI {uri!r} is not an LDAP URI: use ldaps://host:port (e.g. ldaps://127.0.0.1:10636)"
+        )
+    return parts.scheme, parts.hostname, port or (LDAPS_PORT if parts.scheme == "ldaps" else 389)
+
+
+# --- values ----------------------------------------------------------------------------------
+
+
+def generalized_time(moment: datetime | None = None) -> str:
+    """LDAP GeneralizedTime in UTC, to the second: ``20261123203536Z``."""
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+
+
+def iso_time(value: str | None) -> str | None:
+    """GeneralizedTime (``20261123203536.397166Z``) -> ISO 8601 UTC (``2026-11-23T20:35:36Z``)."""
+    if not value:
+        return None
+    match = _GENERALIZED_TIME.match(value.strip())
+    if not match:
+        return None
+    year, month, day, hour, minute, second, zone = match.groups()
+    try:
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute or 0), int(second or 0), tzinfo=UTC)
+    except ValueError:
+        return None
+    if zone and zone != "Z":  # local time with an offset: subtract the offset to get UTC
+        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5] or 0))
+        moment = moment - offset if zone[0] == "+" else moment + offset
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def escape(value: str) -> str:
+    """A value escaped for use inside an LDAP filter."""
+    return escape_filter_chars(value)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry read from the directory; attribute names are matched case-insensitively."""
+
+    dn: str
+    attributes: Mapping[str, list[str]]
+
+    def all(self, name: str) -> list[str]:
+        wanted = name.lower()
+        for key, values in self.attributes.items():
+            if key.lower() == wanted:
+                return list(values)
+        return []
+
+    def first(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[0] if values else None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, datetime):
+        return generalized_time(value)
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return str(value)
+
+
+def _entry(response: Mapping[str, Any]) -> Entry:
+    attributes: dict[str, list[str]] = {}
+    for name, values in (response.get("attributes") or {}).items():
+        items = values if isinstance(values, (list, tuple)) else [values]
+        if items:
+            attributes[name] = [_text(item) for item in items]
+    return Entry(dn=response["dn"], attributes=attributes)
+
+
+# --- the connection --------------------------------------------------------------------------
+
+
+def server(settings: Settings) -> ldap3.Server:
+    """An ldap3 server for ``settings.uri`` that trusts only the site's CA and checks its name."""
+    scheme, host, port = _parse_uri(settings.uri)
+    tls = ldap3.Tls(
+        validate=ssl.CERT_REQUIRED,
+        ca_certs_file=str(settings.ca_file),
+        version=ssl.PROTOCOL_TLS_CLIENT,
+        valid_names=list(settings.tls_names),
+        sni=settings.tls_names[0] if settings.tls_names else None,
+    )
+    return ldap3.Server(
+        host, port=port, use_ssl=scheme == "ldaps", tls=tls, get_info=ldap3.NONE, connect_timeout=CONNECT_TIMEOUT
+    )
+
+
+class Directory:
+    """An administrator's connection to the directory of one mail domain.
+
+    Build it with :meth:`open` (the real directory) or directly around any bound ldap3
+    connection (tests use ldap3's ``MOCK_SYNC`` strategy). Use it as a context manager.
+    """
+
+    def __init__(self, connection: ldap3.Connection, *, domain: str, base_dn: str, uri: str) -> None:
+        self.connection = connection
+        self.domain = domain
+        self.base_dn = base_dn
+        self.uri = uri
+
+    @classmethod
+    def open(cls, settings: Settings) -> Directory:
+        """Connect and bind as the administrator; every failure is a one-line DirectoryError."""
+        connection = ldap3.Connection(
+            server(settings),
+            user=settings.admin_dn,
+            password=settings.admin_password,
+            raise_exceptions=False,
+            receive_timeout=RECEIVE_TIMEOUT,
+        )
+        directory = cls(connection, domain=settings.domain, base_dn=settings.base_dn, uri=settings.uri)
+        directory._bind(connection, settings.admin_dn, what="the administrator")
+        return directory
+
+    # --- plumbing ---
+
+    def __enter__(self) -> Directory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with suppress(LDAPException):
+            self.connection.unbind()
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        """Turn ldap3's exceptions during ``what`` into DirectoryError naming the URI."""
+        try:
+            yield
+        except DirectoryError:
+            raise
+        except LDAPSocketOpenError as exc:
+            reason = str(exc).strip() or exc.__class__.__name__
+            hint = (
+                "the certificate is not trusted or does not name the host: check the CA file and the host name"
+                if "certificate" in reason.lower() or "ssl" in reason.lower()
+                else "is the lab up? run `make up` (or `govmail lab up`), or set " + URI_ENV
+            )
+            raise DirectoryUnavailableError(
+                f"cannot connect to the directory at {self.uri} ({_short(reason)}): {hint}"
+            ) from None
+        except LDAPStartTLSError as exc:
+            raise DirectoryUnavailableError(
+                f"StartTLS with the directory at {self.uri} failed ({_short(str(exc))}): check the CA file "
+                "and the host name, or use ldaps://"
+            ) from None
+        except LDAPException as exc:
+            raise DirectoryUnavailableError(
+                f"the directory at {self.uri} failed during {what} ({exc.__class__.__name__}: {_short(str(exc))}): "
+                "check that slapd is running (govmail lab status) and retry"
+            ) from None
+
+    def _bind(self, connection: ldap3.Connection, dn: str, *, what: str) -> None:
+        with self._guard(f"the bind of {what}"):
+            if connection.closed:
+                connection.open()
+            if not connection.server.ssl and connection.strategy_type != ldap3.MOCK_SYNC and not connection.tls_started:
+                connection.start_tls()
+            if connection.bind():
+                return
+        result = connection.result or {}
+        code = result.get("result")
+        if code == INVALID_CREDENTIALS:
+            raise InvalidCredentialsError(
+                f"the directory at {self.uri} refused the password of {what} ({dn})", INVALID_CREDENTIALS
+            )
+        raise self._error(connection, f"the bind of {what} ({dn})")
+
+    def _error(self, connection: ldap3.Connection, what: str) -> DirectoryError:
+        result = connection.result or {}
+        code = result.get("result")
+        description = result.get("description") or f"result {code}"
+        message = (result.get("message") or "").strip()
+        detail = f"{description}: {message}" if message else description
+        text = f"{what} was refused by the directory at {self.uri} ({detail})"
+        error = self._classify(code, text, message)
+        error.detail = detail
+        return error
+
+    @staticmethod
+    def _classify(code: int | None, text: str, message: str) -> DirectoryError:
+        if code == UNDEFINED_ATTRIBUTE_TYPE:
+            name = message.split(":")[0].strip() if message else "an attribute"
+            if "pwd" in message.lower():
+                text += (
+                    f"; the directory does not know {name}, so its password policy overlay (ppolicy) is missing: "
+                    "converge the appliance (govmail lab up, or site.yml) and retry"
+                )
+            else:
+                text += "; the directory's schema lacks it: converge the appliance (govmail lab up) and retry"
+            return DirectoryError(text, code)
+        if code == INSUFFICIENT_ACCESS:
+            return DirectoryError(
+                text + "; the administrator lacks the right: check the directory's access rules", code
+            )
+        if code == ENTRY_ALREADY_EXISTS:
+            return EntryExistsError(text, code)
+        if code == NO_SUCH_OBJECT:
+            return NoSuchEntryError(text, code)
+        if code == INVALID_CREDENTIALS:
+            return InvalidCredentialsError(text, code)
+        return DirectoryError(text, code)
+
+    # --- names ---
+
+    @property
+    def agencies_dn(self) -> str:
+        return f"ou=agencies,{self.base_dn}"
+
+    def agency_dn(self, agency: str) -> str:
+        """DN of an agency given as its mailbox's local part: ``vp.sokhcn`` -> ``ou=vp,ou=sokhcn,...``."""
+        return ",".join(f"ou={part}" for part in agency.split(".")) + f",{self.agencies_dn}"
+
+    def agency_of(self, dn: str) -> str | None:
+        """The agency (``sokhcn``, ``vp.sokhcn``) an entry or agency DN belongs to, or None."""
+        parts = [part.strip() for part in re.split(r"(?<!\\),", dn)]
+        suffix = [part.lower() for part in self.agencies_dn.split(",")]
+        lowered = [part.lower() for part in parts]
+        if lowered[-len(suffix) :] != suffix:
+            return None
+        units = [part.split("=", 1)[1] for part in parts[: -len(suffix)] if part.lower().startswith("ou=")]
+        return ".".join(units) or None
+
+    # --- reads ---
+
+    def search(
+        self,
+        base: str,
+        ldap_filter: str,
+        attributes: Iterable[str],
+        *,
+        scope: str = ldap3.SUBTREE,
+    ) -> list[Entry]:
+        """All entries that match, read page by page (the directory caps plain searches at 500)."""
+        entries: list[Entry] = []
+        cookie: bytes | str | None = None
+        what = f"the search {ldap_filter} under {base}"
+        while True:
+            with self._guard(what):
+                self.connection.search(
+                    base, ldap_filter, search_scope=scope, attributes=list(attributes),
+                    paged_size=PAGE_SIZE, paged_cookie=cookie,
+                )  # fmt: skip
+            result = self.connection.result or {}
+            code = result.get("result")
+            if code == NO_SUCH_OBJECT:
+                return []
+            if code == SIZE_LIMIT_EXCEEDED:
+                count = len(entries) + len(self.connection.response or [])
+                raise DirectoryError(
+                    f"the directory at {self.uri} stopped {what} after {count} "
+                    "entries (sizeLimitExceeded): give the administrator an unlimited size limit (olcLimits) "
+                    "in the openldap role",
+                    code,
+                )
+            if code != SUCCESS:
+                raise self._error(self.connection, what)
+            entries += [_entry(item) for item in self.connection.response or [] if item.get("type") == "searchResEntry"]
+            controls = result.get("controls") or {}
+            paged = controls.get("1.2.840.113556.1.4.319") or {}
+            cookie = (paged.get("value") or {}).get("cookie")
+            if not cookie:
+                return entries
+
+    def get(self, dn: str, attributes: Iterable[str]) -> Entry | None:
+        """One entry by DN, or None if it does not exist."""
+        found = self.search(dn, "(objectClass=*)", attributes, scope=ldap3.BASE)
+        return found[0] if found else None
+
+    def exists(self, dn: str) -> bool:
+        return self.get(dn, ["objectClass"]) is not None
+
+    # --- writes ---
+
+    def add(self, dn: str, object_classes: list[str], attributes: Mapping[str, Any]) -> None:
+        with self._guard(f"adding {dn}"):
+            ok = self.connection.add(dn, object_classes, dict(attributes))
+        if not ok:
+            raise self._error(self.connection, f"adding {dn}")
+
+    def modify(self, dn: str, changes: Mapping[str, list[tuple[str, list[Any]]]]) -> None:
+        """``changes``: ``{attribute: [(ldap3.MODIFY_REPLACE|ADD|DELETE, [values])]}``."""
+        with self._guard(f"changing {dn}"):
+            ok = self.connection.modify(dn, dict(changes))
+        if not ok:
+            raise self._error(self.connection, f"changing {dn}")
+
+    def delete(self, dn: str) -> None:
+        with self._guard(f"deleting {dn}"):
+            ok = self.connection.delete(dn)
+        if not ok:
+            raise self._error(self.connection, f"deleting {dn}")
+
+    # --- acting as a mailbox's owner ---
+
+    def bind_as(self, dn: str, password: str) -> ldap3.Connection:
+        """A new connection bound as ``dn`` (InvalidCredentialsError when the password is wrong)."""
+        connection = ldap3.Connection(
+            self.connection.server,
+            user=dn,
+            password=password,
+            raise_exceptions=False,
+            receive_timeout=RECEIVE_TIMEOUT,
+            client_strategy=self.connection.strategy_type,
+        )
+        self._bind(connection, dn, what=dn)
+        return connection
+
+    def change_own_password(self, dn: str, old: str, new: str) -> None:
+        """RFC 3062 Password Modify as the owner: slapd hashes ``new`` and applies its policy.
+
+        InvalidCredentialsError when ``old`` is wrong; DirectoryError carrying the server's text
+        (password in history, quality) when the policy refuses ``new``.
+        """
+        connection = self.bind_as(dn, old)
+        try:
+            with self._guard(f"the password change of {dn}"):
+                done = connection.extend.standard.modify_password(user=dn, old_password=old, new_password=new)
+            if not done:
+                raise self._error(connection, f"the password change of {dn}")
+        finally:
+            with suppress(LDAPException):
+                connection.unbind()
+
+
+def _short(text: str, limit: int = 160) -> str:
+    """One line of an ldap3 message, without the tuple punctuation ldap3 wraps socket errors in."""
+    text = " ".join(text.split())
+    text = re.sub(r"^[\s(\"',]+|[\s)\"',]+$", "", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,301 @@
+"""`govmail account ...` against a converged stack: what the commands do is seen over real protocols.
+
+The CLI runs as a subprocess aimed at the stack under test (GOVMAIL_LDAP_URI at its published
+LDAPS port, GOVMAIL_SECRETS_DIR at its secrets). Every person created here is a new, uniquely
+named mailbox of the agency sokhcn, deleted again afterwards (its stored mail stays on the mail
+store, as `account delete` promises). Tests that need the directory's password policy (pwdReset,
+history) skip with the reason when the server has no ppolicy overlay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import clients
+import ldap3
+import pytest
+from conftest import PROJECT_DIR, imap_fetch, make_message
+
+AGENCY = "sokhcn"
+GIVEN_NAMES = ["An", "Bình", "Cường", "Dũng", "Giang", "Hà", "Khánh", "Lâm", "Minh", "Ngọc", "Phúc", "Quang",
+               "Sơn", "Trang", "Uyên", "Vinh", "Xuân", "Yến", "Đạt", "Ưng", "Ơn", "Ấn", "Ảnh", "Ẩn"]  # fmt: skip
+NEW_PASSWORD = "Kiem#Thu-2026a"
+OTHER_PASSWORD = "Doi-Mat-Khau!27b"
+GIB = 1024**3
+
+
+def _govmail_command() -> list[str]:
+    script = Path(sys.executable).with_name("govmail")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "govmail.cli"]
+
+
+@pytest.fixture(scope="session")
+def cli_env(address, port, creds):
+    env = dict(os.environ)
+    env["GOVMAIL_PROJECT_DIR"] = str(PROJECT_DIR)
+    env["GOVMAIL_LDAP_URI"] = f"ldaps://{address}:{port('ldaps')}"
+    env["GOVMAIL_SECRETS_DIR"] = str(Path(creds["ca_certificate"]).parent.parent)
+    env.pop("GOVMAIL_LDAP_ADMIN_PASSWORD_FILE", None)
+    env.pop("GOVMAIL_LDAP_CA_FILE", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def govmail(cli_env):
+    """``govmail("account", "show", addr, "--json")`` -> CompletedProcess (text)."""
+
+    def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*_govmail_command(), *args], capture_output=True, text=True, cwd=PROJECT_DIR,
+            env=env or cli_env, timeout=300, check=False,
+        )  # fmt: skip
+
+    return run
+
+
+def ok_json(result: subprocess.CompletedProcess):
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("govmail: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def ppolicy(address, port, hostname, creds):
+    """Skip unless the directory's schema has pwdReset (the ppolicy overlay is loaded)."""
+    import ssl
+
+    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=creds["ca_certificate"], valid_names=[hostname])
+    server = ldap3.Server(address, port=port("ldaps"), use_ssl=True, tls=tls, get_info=ldap3.NONE, connect_timeout=20)
+    admin = creds["ldap_admin"]
+    conn = ldap3.Connection(server, user=admin["dn"], password=admin["password"], auto_bind=True)
+    conn.search("cn=Subschema", "(objectClass=*)", search_scope=ldap3.BASE, attributes=["attributeTypes"])
+    types = " ".join(str(value) for entry in conn.entries for value in entry.attributeTypes.values)
+    conn.unbind()
+    if not re.search(r"NAME\s+'pwdReset'", types):
+        pytest.skip("the directory has no password policy overlay (ppolicy: pwdReset unknown): converge the stack "
+                    "with the ppolicy roles (govmail lab up) to run this test")  # fmt: skip
+
+
+def imap_login_ok(address, hostname, port, tls, user: str, password: str) -> bool:
+    client = clients.IMAP_SSL(address, hostname, port("imaps"), tls)
+    try:
+        client.login(user, password)
+        return True
+    except imaplib.IMAP4.error:
+        return False
+    finally:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
+            client.logout()
+
+
+@pytest.fixture
+def login_ok(address, hostname, port, tls):
+    return lambda user, password: imap_login_ok(address, hostname, port, tls, user, password)
+
+
+@pytest.fixture
+def new_person(govmail, ppolicy):
+    """A fresh person in sokhcn with an initial password: ``{"address", "dn", "initial_password"}``."""
+    created = []
+
+    def make() -> dict:
+        name = f"Phạm Thị Kiểm Thử {random.choice(GIVEN_NAMES)}"
+        document = ok_json(govmail("account", "add", name, "--agency", AGENCY, "--json"))
+        created.append(document["address"])
+        return document
+
+    yield make
+    for address_ in created:
+        govmail("account", "delete", address_, "--force")
+
+
+@pytest.fixture
+def person(new_person, govmail):
+    """A fresh person who has already replaced the initial password with NEW_PASSWORD."""
+    document = new_person()
+    result = govmail("account", "passwd", document["address"], "--old", document["initial_password"],
+                     "--new", NEW_PASSWORD)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return {**document, "password": NEW_PASSWORD}
+
+
+# --- without ppolicy: reading and refusing -------------------------------------------------------
+
+
+def test_show_json_describes_a_seeded_mailbox(govmail, alice):
+    document = ok_json(govmail("account", "show", alice["address"], "--json"))
+    assert {
+        "address", "dn", "name", "kind", "agency", "quota_bytes", "status", "last_login", "password_changed",
+        "must_change_password", "delegates",
+    } <= set(document)  # fmt: skip
+    assert document["address"] == alice["address"] and document["name"] == alice["name"]
+    assert document["kind"] == "personal" and document["agency"] == alice["agency"]
+    assert document["status"] == "active" and document["quota_bytes"] >= 2 * GIB
+    assert document["dn"].startswith(f"uid={alice['uid']},ou={alice['agency']},ou=agencies,")
+
+
+def test_list_json_includes_every_seeded_mailbox(govmail, creds):
+    addresses = {doc["address"] for doc in ok_json(govmail("account", "list", "--agency", AGENCY, "--json"))}
+    assert {account["address"] for account in creds["accounts"]} <= addresses
+
+
+def test_quota_below_the_regulation_minimum_is_refused(govmail, alice):
+    line = one_line_error(govmail("account", "set-quota", alice["address"], "1G"))
+    assert "below the minimum" in line and "2G" in line
+
+
+def test_unknown_mailbox_is_one_line_naming_it(govmail, domain):
+    line = one_line_error(govmail("account", "show", f"khongtontai@{domain}"))
+    assert f"khongtontai@{domain}" in line
+
+
+def test_unreachable_directory_names_the_uri_and_what_to_do(govmail, cli_env):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    env = {**cli_env, "GOVMAIL_LDAP_URI": f"ldaps://127.0.0.1:{closed}"}
+    line = one_line_error(govmail("account", "list", env=env))
+    assert f"ldaps://127.0.0.1:{closed}" in line and "make up" in line
+
+
+# --- with ppolicy: the account's life over IMAP and SMTP ---------------------------------------------
+
+
+def test_initial_password_is_refused_over_imaps_until_the_owner_changes_it(new_person, govmail, login_ok):
+    account = new_person()
+    assert not login_ok(account["address"], account["initial_password"])
+    result = govmail("account", "passwd", account["address"], "--old", account["initial_password"],
+                     "--new", NEW_PASSWORD)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert login_ok(account["address"], NEW_PASSWORD)
+
+
+def test_passwd_refuses_a_weak_password_naming_the_rule(new_person, govmail, login_ok):
+    account = new_person()
+    line = one_line_error(govmail("account", "passwd", account["address"], "--old", account["initial_password"],
+                                  "--new", "khongdu1"))  # fmt: skip
+    assert "upper-case letter" in line and "special character" in line
+    assert ok_json(govmail("account", "show", account["address"], "--json"))["must_change_password"] is True
+
+
+def test_passwd_with_a_wrong_old_password_changes_nothing(new_person, govmail):
+    account = new_person()
+    line = one_line_error(govmail("account", "passwd", account["address"], "--old", "Sai#MatKhau-1",
+                                  "--new", NEW_PASSWORD))  # fmt: skip
+    assert "old password is wrong" in line
+
+
+def test_passwd_surfaces_the_directorys_refusal_of_a_recent_password(person, govmail):
+    line = one_line_error(govmail("account", "passwd", person["address"], "--old", NEW_PASSWORD,
+                                  "--new", person["initial_password"]))  # fmt: skip
+    assert "refused the new password" in line and "history" in line.lower()
+
+
+def test_show_json_follows_the_password_and_the_first_login(new_person, govmail, login_ok):
+    account = new_person()
+    fresh = ok_json(govmail("account", "show", account["address"], "--json"))
+    assert fresh["must_change_password"] is True and fresh["status"] == "active"
+    assert fresh["kind"] == "personal" and fresh["agency"] == AGENCY and fresh["quota_bytes"] == 2 * GIB
+    assert fresh["name"].startswith("Phạm Thị Kiểm Thử ") and fresh["delegates"] == []
+    govmail("account", "passwd", account["address"], "--old", account["initial_password"], "--new", NEW_PASSWORD)
+    assert login_ok(account["address"], NEW_PASSWORD)
+    used = ok_json(govmail("account", "show", account["address"], "--json"))
+    assert used["must_change_password"] is False
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", used["password_changed"] or "")
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", used["last_login"] or "")
+
+
+def test_locked_mailbox_refuses_login_and_unlock_restores_it_with_its_mail(person, govmail, login_ok, smtp,
+                                                                            address, hostname, port, tls):  # fmt: skip
+    message = make_message("van.thu@ubnd.example.org", person["address"], "Công văn trước khi khoá", "Nội dung.\n")
+    smtp.ehlo("mx.example.org")
+    assert smtp.send_message(message) == {}
+    inbox = clients.IMAP_SSL(address, hostname, port("imaps"), tls)
+    inbox.login(person["address"], person["password"])
+    clients.wait_for(lambda: imap_fetch(inbox, message["Message-ID"]), what="delivery before the lock")
+    inbox.logout()
+
+    assert ok_json(govmail("account", "lock", person["address"], "--json"))["status"] == "locked"
+    assert not login_ok(person["address"], person["password"])
+
+    assert ok_json(govmail("account", "unlock", person["address"], "--json"))["status"] == "active"
+    inbox = clients.IMAP_SSL(address, hostname, port("imaps"), tls)
+    inbox.login(person["address"], person["password"])
+    assert imap_fetch(inbox, message["Message-ID"]) is not None
+    inbox.logout()
+
+
+def test_set_quota_3g_shows_in_getquotaroot(person, govmail, address, hostname, port, tls):
+    assert ok_json(govmail("account", "set-quota", person["address"], "3G", "--json"))["quota_bytes"] == 3 * GIB
+    client = clients.IMAP_SSL(address, hostname, port("imaps"), tls)
+    client.login(person["address"], person["password"])
+    typ, data = client.getquotaroot("INBOX")
+    client.logout()
+    assert typ == "OK"
+    text = b" ".join(part for group in data for part in group if isinstance(part, bytes)).decode()
+    assert re.search(r"STORAGE \d+ (\d+)", text).group(1) == str(3 * 1024 * 1024)
+
+
+def test_terminated_mailbox_refuses_login_and_mail_with_5xx(person, govmail, login_ok, smtp):
+    smtp.ehlo("mx.example.org")
+    smtp.mail("van.thu@ubnd.example.org")
+    assert smtp.rcpt(person["address"])[0] == 250
+    smtp.rset()
+
+    assert ok_json(govmail("account", "terminate", person["address"], "--json"))["status"] == "terminated"
+    assert not login_ok(person["address"], person["password"])
+    smtp.mail("van.thu@ubnd.example.org")
+    code, text = smtp.rcpt(person["address"])
+    assert 500 <= code < 600, (code, text)
+
+
+def test_reset_password_forces_a_new_change_before_login(person, govmail, login_ok):
+    initial = ok_json(govmail("account", "reset-password", person["address"], "--json"))["initial_password"]
+    assert not login_ok(person["address"], person["password"])
+    assert not login_ok(person["address"], initial)
+    result = govmail("account", "passwd", person["address"], "--old", initial, "--new", OTHER_PASSWORD)
+    assert result.returncode == 0, result.stderr
+    assert login_ok(person["address"], OTHER_PASSWORD)
+
+
+def test_import_creates_people_whose_initial_passwords_must_be_changed(govmail, ppolicy, tmp_path, login_ok):
+    names = [f"Phạm Thị Nhập Khẩu {random.choice(GIVEN_NAMES)}" for _ in range(2)]
+    staff = tmp_path / "staff.csv"
+    staff.write_text("Họ và tên,Cơ quan\n" + "".join(f"{name},{AGENCY}\n" for name in names), encoding="utf-8")
+    planned = ok_json(govmail("account", "import", str(staff), "--dry-run", "--json"))
+    assert [row["row"] for row in planned["rows"]] == [2, 3] and not any(r["initial_password"] for r in planned["rows"])
+    result = ok_json(govmail("account", "import", str(staff), "--json"))
+    try:
+        assert [row["address"] for row in result["rows"]] == [row["address"] for row in planned["rows"]]
+        for row in result["rows"]:
+            assert ok_json(govmail("account", "show", row["address"], "--json"))["must_change_password"] is True
+            assert not login_ok(row["address"], row["initial_password"])
+    finally:
+        for row in result["rows"]:
+            govmail("account", "delete", row["address"], "--force")
+
+
+def test_import_with_a_bad_row_changes_nothing(govmail, tmp_path, domain):
+    staff = tmp_path / "staff.csv"
+    staff.write_text(f"Phạm Thị Nhập Khẩu Một,{AGENCY}\nPhạm Văn 2,{AGENCY}\n", encoding="utf-8")
+    before = ok_json(govmail("account", "list", "--json"))
+    result = govmail("account", "import", str(staff), "--json")
+    assert result.returncode == 1
+    assert [error["row"] for error in json.loads(result.stdout)["errors"]] == [2]
+    assert ok_json(govmail("account", "list", "--json")) == before
