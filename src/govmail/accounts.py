@@ -593,13 +593,24 @@ def _result(entry: Entry, status: str | None, previous: str | None, changed: boo
     }
 
 
+# ppolicy's value for "locked by an administrator until unlocked": the directory itself then
+# refuses the owner's binds too (address book, password change), not only the mail services.
+PERMANENT_LOCKOUT = "000001010000Z"
+
+
+def _permanent_lockout(entry: Entry) -> dict[str, Any]:
+    if entry.first("pwdAccountLockedTime") == PERMANENT_LOCKOUT:
+        return {}
+    return {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, [PERMANENT_LOCKOUT])]}
+
+
 def lock(directory: Directory, address: str) -> dict[str, Any]:
     """Lock a mailbox (P5, P7): no login (IMAP, POP3, SMTP AUTH), mail still delivered, data kept."""
     entry = find_mailbox(directory, address)
     previous = _status(entry)
     if previous == "terminated":
         raise AccountError(f"mailbox {entry.first('mail')} is terminated: there is nothing to lock")
-    changed = _set_status(directory, entry, "locked")
+    changed = _set_status(directory, entry, "locked", _permanent_lockout(entry))
     return _result(entry, "locked", previous, changed)
 
 
@@ -624,7 +635,7 @@ def terminate(directory: Directory, address: str) -> dict[str, Any]:
     """Close a mailbox (P6): logins refused, mail to it and its aliases refused with 5xx, data kept."""
     entry = find_mailbox(directory, address)
     previous = _status(entry)
-    changed = _set_status(directory, entry, "terminated")
+    changed = _set_status(directory, entry, "terminated", _permanent_lockout(entry))
     return _result(entry, "terminated", previous, changed)
 
 

@@ -221,8 +221,9 @@ def test_show_json_follows_the_password_and_the_first_login(new_person, govmail,
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", used["last_login"] or "")
 
 
-def test_locked_mailbox_refuses_login_and_unlock_restores_it_with_its_mail(person, govmail, login_ok, smtp,
-                                                                            address, hostname, port, tls):  # fmt: skip
+def test_locked_mailbox_refuses_login_and_unlock_restores_it_with_its_mail(
+    person, govmail, login_ok, smtp, ldaps_server, address, hostname, port, tls
+):
     message = make_message("van.thu@ubnd.example.org", person["address"], "Công văn trước khi khoá", "Nội dung.\n")
     smtp.ehlo("mx.example.org")
     assert smtp.send_message(message) == {}
@@ -233,6 +234,9 @@ def test_locked_mailbox_refuses_login_and_unlock_restores_it_with_its_mail(perso
 
     assert ok_json(govmail("account", "lock", person["address"], "--json"))["status"] == "locked"
     assert not login_ok(person["address"], person["password"])
+    # the directory refuses the owner too (address book, password change), not only mail
+    dn = ok_json(govmail("account", "show", person["address"], "--json"))["dn"]
+    assert not ldap3.Connection(ldaps_server, user=dn, password=person["password"]).bind()
 
     assert ok_json(govmail("account", "unlock", person["address"], "--json"))["status"] == "active"
     inbox = clients.IMAP_SSL(address, hostname, port("imaps"), tls)

@@ -307,6 +307,16 @@ def test_lock_then_unlock_changes_status_and_its_time(directory):
     assert entry(directory, dn)["govmailstatus"] == ["active"]
 
 
+def test_lock_and_terminate_lock_the_entry_in_the_directory_until_unlocked(directory):
+    dn = f"uid=nguyenvanlong,{SOKHCN}"
+    accounts.lock(directory, "nguyenvanlong")
+    assert entry(directory, dn)["pwdaccountlockedtime"] == [accounts.PERMANENT_LOCKOUT]
+    accounts.unlock(directory, "nguyenvanlong")
+    assert "pwdaccountlockedtime" not in entry(directory, dn)
+    accounts.terminate(directory, "nguyenvanlong")
+    assert entry(directory, dn)["pwdaccountlockedtime"] == [accounts.PERMANENT_LOCKOUT]
+
+
 def test_unlock_ends_a_ppolicy_lockout(directory):
     dn = f"uid=nguyenvanlong,{SOKHCN}"
     directory.modify(dn, {"pwdAccountLockedTime": [(ldap3.MODIFY_ADD, ["20261201080000Z"])]})
