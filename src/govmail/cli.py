@@ -185,9 +185,16 @@ def lab_up(
         bool, typer.Option("--no-provision", help="Only start the containers; do not run playbooks/site.yml.")
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the whole ansible-playbook output.")] = False,
+    converge: Annotated[
+        bool, typer.Option("--converge", help="Run playbooks/site.yml even when nothing changed since the last run.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Bring the lab up: image, network, containers, then playbooks/site.yml. Safe to repeat."""
+    """Bring the lab up: image, network, containers, then playbooks/site.yml. Safe to repeat.
+
+    When the same containers were already converged with the same roles, playbooks and lab
+    inventory, the playbook is skipped (use --converge to run it anyway).
+    """
     project = Project.discover()
     site = None
     try:
@@ -210,7 +217,13 @@ def lab_up(
         if host.outdated:
             _step(f"{host.name} runs an older image than {image.tag}: `govmail lab down` then `lab up` to renew it")
     if not no_provision:
-        _provision(project, verbose=verbose, json_output=json_output)
+        containers = {host.name: host.container_id for host in hosts}
+        if not converge and playbook.is_converged(project, containers):
+            _step("site.yml already converged on these hosts with this content: skipped (--converge to run it)")
+        else:
+            playbook.forget_converged(project)
+            _provision(project, verbose=verbose, json_output=json_output)
+            playbook.record_converged(project, containers)
     if site is None:
         _step("inventories/lab/group_vars/all has no govmail_domain yet: endpoints not shown")
         if json_output:
@@ -249,6 +262,7 @@ def lab_down(
     project = Project.discover()
     client = lab.connect()
     result = lab.down(client, progress=_step)
+    playbook.forget_converged(project)
     purged = False
     if purge and (project.secrets_dir.exists() or project.secrets_dir.is_symlink()):
         if project.secrets_dir.is_symlink():

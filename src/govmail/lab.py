@@ -106,6 +106,7 @@ class HostInfo:
     action: str = "reused"  # created | started | reused
     systemd: str = ""  # running | degraded after boot
     outdated: bool = False  # made from another image than the current one
+    container_id: str = ""
 
 
 @dataclass
@@ -508,7 +509,9 @@ def ensure_hosts(
         else:
             action = "reused"
         outdated = container.attrs.get("Image") != image.id
-        infos.append(HostInfo(spec.name, spec.container, "running", action, outdated=outdated))
+        infos.append(
+            HostInfo(spec.name, spec.container, "running", action, outdated=outdated, container_id=container.id)
+        )
         containers.append(container)
     for info, container in zip(infos, containers, strict=True):
         progress(f"waiting for systemd in {info.container}")

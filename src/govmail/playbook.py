@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -165,3 +167,48 @@ def run(
             f"{playbook} failed with exit {returncode}{hint}{detail}; full log: {log_path}", str(log_path)
         )
     return result
+
+
+# --- "already converged" stamp ------------------------------------------------------------
+# A repeated `govmail lab up` skips the playbook when the same containers were converged with
+# the same Ansible content: nothing could change, and a no-op converge over the Docker
+# connection costs minutes. Any edit under these paths, a new container or --converge runs it.
+CONVERGE_INPUTS = ("ansible.cfg", "playbooks", "roles", "plugins", "inventories/lab")
+
+
+def content_digest(project: Project) -> str:
+    """sha256 over the paths and contents of everything a converge of the lab reads."""
+    digest = hashlib.sha256()
+    for name in CONVERGE_INPUTS:
+        root = project.root / name
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" in path.parts:
+                continue
+            digest.update(str(path.relative_to(project.root)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _stamp_path(project: Project) -> Path:
+    return project.lab_dir / "converged.json"
+
+
+def is_converged(project: Project, containers: Mapping[str, str]) -> bool:
+    """True when ``containers`` (name -> id) were converged with the current content."""
+    try:
+        stamp = json.loads(_stamp_path(project).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return stamp == {"digest": content_digest(project), "containers": dict(containers)}
+
+
+def record_converged(project: Project, containers: Mapping[str, str]) -> None:
+    path = _stamp_path(project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {"digest": content_digest(project), "containers": dict(containers)}
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def forget_converged(project: Project) -> None:
+    _stamp_path(project).unlink(missing_ok=True)

@@ -78,3 +78,30 @@ def test_missing_playbook_is_named(project: Path):
 def test_ansible_playbook_is_taken_from_this_environment():
     path = playbook.ansible_playbook()
     assert path.name == "ansible-playbook" and path.is_file()
+
+
+# --- the "already converged" stamp -----------------------------------------------------------
+
+
+def test_a_repeated_lab_up_skips_the_converge_only_for_the_same_content_and_containers(project: Path):
+    proj = Project.discover()
+    hosts = {"mail1": "aaa", "backup1": "bbb"}
+    assert not playbook.is_converged(proj, hosts)
+    playbook.record_converged(proj, hosts)
+    assert playbook.is_converged(proj, hosts)
+    assert not playbook.is_converged(proj, {"mail1": "ccc", "backup1": "bbb"})  # a new container
+
+
+def test_any_edit_of_the_ansible_content_needs_a_new_converge(project: Path):
+    proj = Project.discover()
+    hosts = {"mail1": "aaa"}
+    playbook.record_converged(proj, hosts)
+    (project / "playbooks" / "site.yml").write_text("---\n- name: Changed\n  hosts: all\n  tasks: []\n")
+    assert not playbook.is_converged(proj, hosts)
+
+
+def test_forgetting_the_stamp_forces_the_next_converge(project: Path):
+    proj = Project.discover()
+    playbook.record_converged(proj, {"mail1": "aaa"})
+    playbook.forget_converged(proj)
+    assert not playbook.is_converged(proj, {"mail1": "aaa"})
