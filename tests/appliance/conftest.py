@@ -145,6 +145,23 @@ def imaps(address, hostname, port, tls):
 # --- helpers -------------------------------------------------------------------------------
 
 
+def imap_login_ok(address, hostname, port, tls, user: str, password: str) -> bool:
+    client = clients.IMAP_SSL(address, hostname, port("imaps"), tls)
+    try:
+        client.login(user, password)
+        return True
+    except imaplib.IMAP4.error:
+        return False
+    finally:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
+            client.logout()
+
+
+@pytest.fixture
+def login_ok(address, hostname, port, tls):
+    return lambda user, password: imap_login_ok(address, hostname, port, tls, user, password)
+
+
 def make_message(sender: str, recipient: str, subject: str, body: str) -> EmailMessage:
     message = EmailMessage(policy=email.policy.SMTP)
     message["From"] = sender

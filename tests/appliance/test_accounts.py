@@ -9,8 +9,6 @@ history) skip with the reason when the server has no ppolicy overlay.
 
 from __future__ import annotations
 
-import contextlib
-import imaplib
 import json
 import os
 import random
@@ -88,25 +86,8 @@ def ppolicy(address, port, hostname, creds):
     types = " ".join(str(value) for entry in conn.entries for value in entry.attributeTypes.values)
     conn.unbind()
     if not re.search(r"NAME\s+'pwdReset'", types):
-        pytest.skip("the directory has no password policy overlay (ppolicy: pwdReset unknown): converge the stack "
-                    "with the ppolicy roles (govmail lab up) to run this test")  # fmt: skip
-
-
-def imap_login_ok(address, hostname, port, tls, user: str, password: str) -> bool:
-    client = clients.IMAP_SSL(address, hostname, port("imaps"), tls)
-    try:
-        client.login(user, password)
-        return True
-    except imaplib.IMAP4.error:
-        return False
-    finally:
-        with contextlib.suppress(imaplib.IMAP4.error, OSError):
-            client.logout()
-
-
-@pytest.fixture
-def login_ok(address, hostname, port, tls):
-    return lambda user, password: imap_login_ok(address, hostname, port, tls, user, password)
+        pytest.fail("the directory has no password policy overlay (ppolicy: pwdReset unknown): converge the "
+                    "stack with the current roles (govmail lab up --converge)")  # fmt: skip
 
 
 @pytest.fixture

@@ -3,16 +3,14 @@ password, for every protocol that logs in. Uses the third demo person and leaves
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import imaplib
 import smtplib
 import uuid
 
 import clients
 import ldap3
 import pytest
-from conftest import mailbox_dn
+from conftest import imap_login_ok, mailbox_dn
 
 
 @pytest.fixture
@@ -34,18 +32,6 @@ def restore_carol(ldap_admin, carol_dn, carol):
     ldap_admin.modify(carol_dn, {"pwdReset": [(ldap3.MODIFY_DELETE, [])]})
     ldap_admin.modify(carol_dn, {"pwdAccountLockedTime": [(ldap3.MODIFY_DELETE, [])]})
     ldap_admin.modify(carol_dn, {"pwdFailureTime": [(ldap3.MODIFY_DELETE, [])]})
-
-
-def _imaps_login(address, hostname, port, tls, user, password):
-    client = clients.IMAP_SSL(address, hostname, port("imaps"), tls)
-    try:
-        client.login(user, password)
-        return True
-    except imaplib.IMAP4.error:
-        return False
-    finally:
-        with contextlib.suppress(imaplib.IMAP4.error, OSError):
-            client.logout()
 
 
 WEAK = {
@@ -83,7 +69,7 @@ def test_password_set_by_an_administrator_must_be_changed_before_mail_can_be_rea
     ldap_admin, carol_dn, carol, address, hostname, port, tls, restore_carol
 ):
     ldap_admin.modify(carol_dn, {"pwdReset": [(ldap3.MODIFY_REPLACE, ["TRUE"])]})
-    assert not _imaps_login(address, hostname, port, tls, carol["address"], carol["password"])
+    assert not imap_login_ok(address, hostname, port, tls, carol["address"], carol["password"])
     submission = clients.SMTP(address, hostname, port("submission"))
     try:
         submission.ehlo("client.example")
@@ -97,16 +83,16 @@ def test_password_set_by_an_administrator_must_be_changed_before_mail_can_be_rea
 
 def test_five_failed_logins_lock_the_account(ldap_admin, carol_dn, carol, address, hostname, port, tls, restore_carol):
     for _ in range(5):
-        assert not _imaps_login(address, hostname, port, tls, carol["address"], "Sai-Mat-Khau-9!")
+        assert not imap_login_ok(address, hostname, port, tls, carol["address"], "Sai-Mat-Khau-9!")
     # the right password no longer opens the mailbox
-    assert not _imaps_login(address, hostname, port, tls, carol["address"], carol["password"])
+    assert not imap_login_ok(address, hostname, port, tls, carol["address"], carol["password"])
     ldap_admin.search(carol_dn, "(objectClass=*)", attributes=["pwdAccountLockedTime"])
     assert ldap_admin.entries[0].pwdAccountLockedTime.values
 
 
 def test_successful_login_is_recorded_as_last_login(ldap_admin, carol_dn, carol, address, hostname, port, tls):
     before = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    assert _imaps_login(address, hostname, port, tls, carol["address"], carol["password"])
+    assert imap_login_ok(address, hostname, port, tls, carol["address"], carol["password"])
     ldap_admin.search(carol_dn, "(objectClass=*)", attributes=["pwdLastSuccess"])
     last = ldap_admin.entries[0].pwdLastSuccess.value
     if isinstance(last, str):  # without schema information ldap3 returns the raw GeneralizedTime
