@@ -14,7 +14,8 @@ What an account is in the directory (``roles/openldap/README.md``):
   ``govmailMailbox``: ``cn``/``displayName`` (full name), ``sn`` (family name, or the agency's
   name), ``givenName`` (people), ``mail``, ``govmailKind``, ``govmailStatus`` and
   ``govmailStatusChanged``, optional ``govmailQuota`` (bytes), ``govmailAlias``,
-  ``govmailDelegate``;
+  ``govmailDelegateFor`` (on a clerk's entry: the agency mailboxes the clerk uses, see
+  :func:`handover`), ``govmailDeletionNotice`` (``govmail lifecycle``);
 - a password set by an administrator (new account, reset) is stored as an ``{ARGON2}`` hash
   (:func:`govmail.passwords.hash_password`) together with ``pwdReset: TRUE``: the ppolicy
   overlay then lets the owner do nothing but change it, and Dovecot refuses the login until
@@ -83,7 +84,8 @@ MAILBOX_ATTRIBUTES = [
     "govmailStatusChanged",
     "govmailQuota",
     "govmailAlias",
-    "govmailDelegate",
+    "govmailDelegateFor",
+    "govmailDeletionNotice",
     # operational attributes: only returned when asked for by name
     "authTimestamp",
     "pwdLastSuccess",
@@ -139,15 +141,27 @@ class ImportApplyError(AccountError):
 
 
 def profile_for(inventory_dir: Path | str, name: str | None = None) -> policy.PolicyProfile:
-    """``name``, else the inventory's ``govmail_policy_profile``, else the default profile."""
+    """``name``, else the inventory's ``govmail_policy_profile``, else the default profile.
+
+    The inventory's ``govmail_policy_overrides`` (field: value) apply to the inventory's own
+    profile, as the roles apply them; a profile named on the command line is taken as it is.
+    """
+    group_vars = contract.load_group_vars(inventory_dir)
+    overrides = None
     if not name:
-        configured = contract.load_group_vars(inventory_dir).get("govmail_policy_profile")
+        configured = group_vars.get("govmail_policy_profile")
         if isinstance(configured, str) and "{{" in configured:
             raise PolicyError(
                 f"govmail_policy_profile in {inventory_dir} is a template ({configured!r}): pass --profile"
             )
         name = configured or policy.DEFAULT_PROFILE
-    return policy.get_profile(str(name))
+        overrides = group_vars.get("govmail_policy_overrides") or None
+        if overrides is not None and not isinstance(overrides, dict):
+            raise PolicyError(
+                f"govmail_policy_overrides in {inventory_dir} must be a mapping of field: value, "
+                f"not {type(overrides).__name__}"
+            )
+    return policy.get_profile(str(name), overrides)
 
 
 def parse_size(text: str | int) -> int:
@@ -248,7 +262,7 @@ def _last_login(entry: Entry) -> str | None:
     return max(known) if known else None
 
 
-def _document(directory: Directory, entry: Entry, delegate: Callable[[str], str]) -> dict[str, Any]:
+def _document(directory: Directory, entry: Entry, delegates: Callable[[str], list[str]]) -> dict[str, Any]:
     kind = (entry.first("govmailKind") or "personal").lower()
     quota = entry.first("govmailQuota")
     status = entry.first("govmailStatus")
@@ -265,32 +279,41 @@ def _document(directory: Directory, entry: Entry, delegate: Callable[[str], str]
         "last_login": _last_login(entry),
         "password_changed": iso_time(entry.first("pwdChangedTime")),
         "must_change_password": (entry.first("pwdReset") or "").upper() == "TRUE",
-        "delegates": [delegate(dn) for dn in entry.all("govmailDelegate")],
+        "delegates": delegates((entry.first("mail") or "").lower()) if kind == "agency" else [],
         # beyond the documented fields: what an operator asks next
         "aliases": sorted(alias.lower() for alias in entry.all("govmailAlias")),
+        "delegate_for": sorted(value.lower() for value in entry.all("govmailDelegateFor")),
+        "deletion_notice": iso_time(entry.first("govmailDeletionNotice")),
         "status_changed": iso_time(entry.first("govmailStatusChanged")),
         "locked_out_since": iso_time(entry.first("pwdAccountLockedTime")),
         "created": iso_time(entry.first("createTimestamp")),
     }
 
 
-def _delegate_resolver(directory: Directory, known: dict[str, str] | None = None) -> Callable[[str], str]:
-    cache = {dn.lower(): mail for dn, mail in (known or {}).items()}
+def _delegates_of(directory: Directory, agency_mail: str) -> list[str]:
+    """Addresses of the mailboxes whose entries name ``agency_mail`` in govmailDelegateFor."""
+    holders = directory.search(
+        directory.agencies_dn, f"(&(objectClass=govmailMailbox)(govmailDelegateFor={escape(agency_mail)}))", ["mail"]
+    )
+    return sorted((holder.first("mail") or holder.dn).lower() for holder in holders)
 
-    def resolve(dn: str) -> str:
-        key = dn.lower()
-        if key not in cache:
-            entry = directory.get(dn, ["mail"])
-            cache[key] = (entry.first("mail") or dn).lower() if entry else dn
-        return cache[key]
 
-    return resolve
+def _delegation_map(directory: Directory) -> Callable[[str], list[str]]:
+    """One search for every delegation in the directory: agency address -> delegates' addresses."""
+    holders = directory.search(
+        directory.agencies_dn, "(&(objectClass=govmailMailbox)(govmailDelegateFor=*))", ["mail", "govmailDelegateFor"]
+    )
+    table: dict[str, list[str]] = {}
+    for holder in holders:
+        for agency in holder.all("govmailDelegateFor"):
+            table.setdefault(agency.lower(), []).append((holder.first("mail") or holder.dn).lower())
+    return lambda mail: sorted(table.get(mail, []))
 
 
 def show(directory: Directory, address: str) -> dict[str, Any]:
     """The account document of one mailbox (see the module docstring for the fields)."""
     entry = find_mailbox(directory, address)
-    return _document(directory, entry, _delegate_resolver(directory))
+    return _document(directory, entry, lambda mail: _delegates_of(directory, mail))
 
 
 def list_mailboxes(
@@ -311,9 +334,8 @@ def list_mailboxes(
             raise AccountError(f"status {status!r} is unknown: use one of {', '.join(STATUSES)}")
         parts.append(f"(govmailStatus={status})")
     entries = directory.search(base, f"(&{''.join(parts)})", MAILBOX_ATTRIBUTES)
-    known = {entry.dn: (entry.first("mail") or entry.dn) for entry in entries}
-    resolve = _delegate_resolver(directory, known)
-    return sorted((_document(directory, entry, resolve) for entry in entries), key=lambda doc: doc["address"])
+    delegates = _delegation_map(directory)
+    return sorted((_document(directory, entry, delegates) for entry in entries), key=lambda doc: doc["address"])
 
 
 # --- addresses in use ------------------------------------------------------------------------
@@ -627,6 +649,8 @@ def unlock(directory: Directory, address: str, *, force: bool = False) -> dict[s
     locked_out = bool(entry.first("pwdAccountLockedTime"))
     if locked_out:  # ppolicy removes pwdFailureTime with it
         extra["pwdAccountLockedTime"] = [(ldap3.MODIFY_DELETE, [])]
+    if entry.first("govmailDeletionNotice"):  # reopened on request (P8): the deletion is called off
+        extra["govmailDeletionNotice"] = [(ldap3.MODIFY_DELETE, [])]
     changed = _set_status(directory, entry, "active", extra)
     return {**_result(entry, "active", previous, changed), "lockout_ended": locked_out}
 
@@ -652,10 +676,8 @@ def delete(directory: Directory, address: str, *, force: bool = False) -> dict[s
             f"mailbox {mail} is {status or 'without a status'}: only terminated mailboxes are deleted; "
             f"run `govmail account terminate {mail}` first, or add --force"
         )
-    # no agency mailbox may keep naming the deleted one as its delegate
-    for holder in directory.search(directory.base_dn, f"(govmailDelegate={escape(entry.dn)})", ["govmailDelegate"]):
-        values = [value for value in holder.all("govmailDelegate") if value.lower() == entry.dn.lower()]
-        directory.modify(holder.dn, {"govmailDelegate": [(ldap3.MODIFY_DELETE, values)]})
+    # no clerk may keep a delegation to a deleted agency mailbox (a new one may reuse the address)
+    _end_delegations(directory, mail)
     directory.delete(entry.dn)
     unit_removed = False
     if (entry.first("govmailKind") or "").lower() == "agency":
@@ -667,6 +689,90 @@ def delete(directory: Directory, address: str, *, force: bool = False) -> dict[s
             unit_removed = True
     document = {"address": mail, "dn": entry.dn, "deleted": True, "previous_status": status}
     return {**document, "agency_unit_removed": unit_removed}
+
+
+# --- delegation (M8) --------------------------------------------------------------------------
+
+# Dovecot's auth_master_user_separator (roles/dovecot): a clerk logs in to the agency mailbox as
+# "<agency address>*<own address>" with the clerk's own password.
+MASTER_USER_SEPARATOR = "*"
+
+
+def _end_delegations(directory: Directory, agency_mail: str, keep: str | None = None) -> list[str]:
+    """Remove ``agency_mail`` from every clerk's govmailDelegateFor except ``keep``'s; their addresses."""
+    holders = directory.search(
+        directory.agencies_dn,
+        f"(&(objectClass=govmailMailbox)(govmailDelegateFor={escape(agency_mail)}))",
+        ["mail", "govmailDelegateFor"],
+    )
+    ended = []
+    for holder in holders:
+        mail = (holder.first("mail") or holder.dn).lower()
+        if keep is not None and mail == keep:
+            continue
+        values = [value for value in holder.all("govmailDelegateFor") if value.lower() == agency_mail]
+        directory.modify(holder.dn, {"govmailDelegateFor": [(ldap3.MODIFY_DELETE, values)]})
+        ended.append(mail)
+    return sorted(ended)
+
+
+def _top_agency(directory: Directory, dn: str) -> str | None:
+    agency = directory.agency_of(dn)
+    return agency.rsplit(".", 1)[-1] if agency else None
+
+
+def handover(directory: Directory, agency_address: str, *, to: str, profile: policy.PolicyProfile) -> dict[str, Any]:
+    """Give an agency mailbox to a new clerk (M8): only ``to`` has delegated access afterwards.
+
+    The previous clerks lose their delegation, and the agency mailbox gets a new generated
+    password that must be changed at first direct use (pwdReset); the new clerk, and the
+    agency's head, receive it. The clerk's own login ("<agency>*<clerk>") is not affected by
+    that pending change. Sessions already open are not ended here (``govmail lifecycle`` and
+    ``doveadm kick`` run on the mail host); the CLI ends them where it can reach the host.
+    """
+    agency = find_mailbox(directory, agency_address)
+    agency_mail = (agency.first("mail") or "").lower()
+    if (agency.first("govmailKind") or "").lower() != "agency":
+        raise AccountError(
+            f"{agency_mail} is a personal mailbox: handover moves an agency mailbox (govmail account list --agency ...)"
+        )
+    if _status(agency) == "terminated":
+        raise AccountError(f"agency mailbox {agency_mail} is terminated: reopen it before handing it over")
+    clerk = find_mailbox(directory, to)
+    clerk_mail = (clerk.first("mail") or "").lower()
+    if (clerk.first("govmailKind") or "").lower() != "personal":
+        raise AccountError(f"{clerk_mail} is an agency mailbox: hand {agency_mail} over to a person's mailbox")
+    if _status(clerk) != "active":
+        raise AccountError(
+            f"{clerk_mail} is {_status(clerk) or 'without a status'}: only an active mailbox can take over "
+            f"{agency_mail} (govmail account unlock {clerk_mail})"
+        )
+    if _top_agency(directory, clerk.dn) != _top_agency(directory, agency.dn):
+        raise AccountError(
+            f"{clerk_mail} works for {directory.agency_of(clerk.dn)}, not for {directory.agency_of(agency.dn)}: "
+            f"the clerk of {agency_mail} must be a member of that agency"
+        )
+    previous = _delegates_of(directory, agency_mail)
+    ended = _end_delegations(directory, agency_mail, keep=clerk_mail)
+    if clerk_mail not in previous:
+        directory.modify(clerk.dn, {"govmailDelegateFor": [(ldap3.MODIFY_ADD, [agency_mail])]})
+    password = _initial_password(profile, None)
+    directory.modify(
+        agency.dn,
+        {
+            "userPassword": [(ldap3.MODIFY_REPLACE, [passwords.hash_password(password)])],
+            "pwdReset": [(ldap3.MODIFY_REPLACE, ["TRUE"])],
+        },
+    )
+    return {
+        "address": agency_mail,
+        "dn": agency.dn,
+        "delegate": clerk_mail,
+        "previous_delegates": previous,
+        "removed_delegates": ended,
+        "login": f"{agency_mail}{MASTER_USER_SEPARATOR}{clerk_mail}",
+        "agency_password": password,
+    }
 
 
 # --- passwords and quota ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__, accounts, contract, directory, lab, playbook
+from . import __version__, accounts, contract, directory, lab, lifecycle, playbook, remote
 from .directory import Directory
 from .errors import ContractError, GovmailError, LabError
 from .project import Project
@@ -317,7 +317,7 @@ def lab_credentials(json_output: JsonOption = False) -> None:
 account_app = typer.Typer(
     help=(
         "Mailbox accounts in the directory (LDAPS as cn=admin): add, import, show, list, lock, unlock, "
-        "terminate, delete, reset-password, passwd, set-quota. Where it connects: GOVMAIL_LDAP_URI, "
+        "terminate, delete, reset-password, passwd, set-quota, handover. Where it connects: GOVMAIL_LDAP_URI, "
         "GOVMAIL_SECRETS_DIR, GOVMAIL_LDAP_ADMIN_PASSWORD_FILE, GOVMAIL_LDAP_CA_FILE (docs/python-notes.md)."
     ),
     no_args_is_help=True,
@@ -679,6 +679,127 @@ def account_set_quota(
             f"{result['address']}: quota {accounts.format_size(result['quota_bytes'])} "
             f"(was {accounts.format_size(result['previous_quota_bytes'])})"
         )
+
+
+@account_app.command("handover")
+@handle_errors
+def account_handover(
+    address: Annotated[str, typer.Argument(help="The agency mailbox's address (or its local part).")],
+    to: Annotated[str, typer.Option("--to", help="The new clerk's own mailbox (a person of that agency).")],
+    profile: ProfileOption = None,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Hand an agency mailbox over to a new clerk (M8): only the new clerk has access afterwards.
+
+    The clerk logs in with the clerk's own password as "<agency address>*<own address>" (IMAP, POP3,
+    SMTP). Previous clerks lose access, open sessions of the agency mailbox are ended on the mail
+    host, and the agency mailbox gets a new password (to be changed at first direct use).
+    """
+    policy_profile = _profile(inventory, profile)
+    _, inventory_dir = _inventory(inventory)
+    with _directory(inventory) as opened:
+        result = accounts.handover(opened, address, to=to, profile=policy_profile)
+    result["sessions_ended"], result["sessions_note"] = _kick(inventory_dir, result["address"])
+    if json_output:
+        _print_json(result)
+        return
+    typer.echo(f"{result['address']}: handed over to {result['delegate']}")
+    if result["removed_delegates"]:
+        typer.echo(f"no longer a clerk of it: {', '.join(result['removed_delegates'])}")
+    typer.echo(f"the clerk logs in as {result['login']} with the clerk's own password")
+    _out().print(Text.assemble(("new agency mailbox password: ", "bold"), result["agency_password"]))
+    if not result["sessions_ended"]:
+        typer.echo(f"warning: {result['sessions_note']}", err=True)
+
+
+def _kick(inventory_dir: Path, address: str) -> tuple[bool, str | None]:
+    """End the open IMAP/POP3 sessions of ``address`` on the mail host; (done, why not)."""
+    try:
+        runner = remote.directory_host(inventory_dir)
+        completed = runner.run(["doveadm", "kick", address], timeout=60)
+    except GovmailError as exc:
+        return False, f"open sessions of {address} were not ended ({exc}): run `doveadm kick {address}` on the mail host"
+    if completed.returncode not in (0, 68):  # 68: EX_NOUSER, nobody was connected
+        detail = (completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"])[-1]
+        return False, f"doveadm kick {address} failed on {runner.description}: {detail}"
+    return True, None
+
+
+# --- lifecycle -------------------------------------------------------------------------------
+
+lifecycle_app = typer.Typer(
+    help="Inactivity lifecycle (P6-P8): lock idle mailboxes, notify agencies, archive and delete.",
+    no_args_is_help=True,
+)
+app.add_typer(lifecycle_app, name="lifecycle")
+
+
+@lifecycle_app.command("run")
+@handle_errors
+def lifecycle_run(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Act as if today were this date (YYYY-MM-DD).", show_default=False)
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only: change nothing, send nothing.")] = False,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run the lifecycle now on the directory host (the daily timer runs the same program there).
+
+    Idle personal mailboxes are locked after the profile's lock threshold; after the notice
+    threshold the agency mailbox is told by mail; once the grace has passed the mailbox is archived
+    (entry and Maildir) into the host's archive area and deleted.
+    """
+    command = ["govmail-lifecycle", "run", "--json"]
+    if as_of:
+        command += ["--as-of", lifecycle.parse_date(as_of).isoformat()]
+    if dry_run:
+        command.append("--dry-run")
+    _, inventory_dir = _inventory(inventory)
+    runner = remote.directory_host(inventory_dir)
+    completed = runner.run(command)
+    try:
+        report = json.loads(completed.stdout) if completed.stdout.strip() else None
+    except ValueError:
+        report = None
+    if report is None:
+        lines = completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"]
+        detail = lines[-1].removeprefix("govmail-lifecycle: ")
+        if completed.returncode == 127 or "not found" in detail:
+            detail = f"govmail-lifecycle is not installed on {runner.description}: run playbooks/site.yml"
+        raise lifecycle.LifecycleError(f"lifecycle run on {runner.description} failed: {detail}")
+    if json_output:
+        _print_json(report)
+    else:
+        _print_lifecycle(report)
+    if report.get("errors"):
+        first = report["errors"][0]
+        more = f" (and {len(report['errors']) - 1} more)" if len(report["errors"]) > 1 else ""
+        _fail(f"lifecycle run on {runner.description}: {first}{more}")
+
+
+def _print_lifecycle(report: dict[str, Any]) -> None:
+    table = Table(show_edge=False)
+    for column in ("action", "address", "idle days", "deletion due", "agency notified", "result"):
+        table.add_column(column, no_wrap=column == "address")
+    for action in report["actions"]:
+        if report["dry_run"]:
+            result = "planned"
+        else:
+            result = f"failed: {action['error']}" if action["error"] else (action.get("archive") or "done")
+        table.add_row(
+            action["action"],
+            action["address"],
+            str(action["idle_days"]),
+            action.get("deletion_due") or "",
+            action.get("agency_mailbox") or "",
+            result,
+        )
+    if report["actions"]:
+        _out().print(table)
+    mode = " (dry run: nothing changed)" if report["dry_run"] else ""
+    typer.echo(f"{report['mailboxes']} mailboxes as of {report['as_of']} under {report['profile']}{mode}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,546 @@
+"""Inactivity lifecycle of mailboxes (REQUIREMENTS P6-P8): lock, notify, archive and delete.
+
+This module runs **on the directory host** (installed there by ``roles/lifecycle``, started
+daily by a systemd timer and by ``govmail lifecycle run`` from the controller), because every
+action it takes is local there: the directory over ``ldapi://`` as root (SASL EXTERNAL, the
+database's root identity), the mail store's Maildirs, Postfix's ``sendmail`` for the notice,
+and the archive area. It needs only the standard library, ``ldap3`` (Debian's python3-ldap3)
+and :mod:`govmail.policy`.
+
+What one run decides for each *personal* mailbox, with ``as_of`` as today (``--as-of``
+simulates another date):
+
+- **activity** is the last successful login (the directory's ``authTimestamp`` or
+  ``pwdLastSuccess``), or the creation for a mailbox never used ("kể từ lúc được cấp phát hoặc
+  lần truy cập cuối cùng", LC §8.1); for a terminated mailbox, the termination if later;
+- idle ``inactivity_lock_days`` or more and still active: **lock** (status ``locked`` and
+  ppolicy's permanent lockout, exactly like ``govmail account lock``);
+- idle ``inactivity_delete_notice_days`` or more and no notice yet: **notify** the agency
+  mailbox of the mailbox's unit by mail and record the date in ``govmailDeletionNotice``;
+- a notice whose grace has run out (``PolicyProfile.deletion_due``): **delete**: archive the
+  Maildir and the entry (``<archive_dir>/<address>-<date>.tar.gz``, read back and counted
+  before anything is removed), end open sessions, delete the entry, remove the Maildir;
+- a notice older than the latest activity (the mailbox was reopened and used): **clear** it.
+
+Agency mailboxes are never locked or deleted for inactivity: their clerks use them through
+their own logins (delegation), so no login of the agency mailbox itself is ever recorded.
+
+Nothing is half-done for one mailbox: a failed archive leaves the entry and the Maildir in
+place and is reported; the run goes on with the others and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+
+from . import policy
+from .errors import GovmailError
+
+CONFIG_FILE = "/etc/govmail/lifecycle.json"
+PERMANENT_LOCKOUT = "000001010000Z"  # as govmail.accounts.PERMANENT_LOCKOUT
+
+ATTRIBUTES = [
+    "mail",
+    "cn",
+    "govmailKind",
+    "govmailStatus",
+    "govmailStatusChanged",
+    "govmailDeletionNotice",
+    "govmailAlias",
+    "govmailQuota",
+    "govmailDelegateFor",
+    "authTimestamp",
+    "pwdLastSuccess",
+    "pwdAccountLockedTime",
+    "createTimestamp",
+]
+
+
+class LifecycleError(GovmailError):
+    """The lifecycle run cannot start (configuration, directory) or one of its actions failed."""
+
+
+# --- dates -----------------------------------------------------------------------------------
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """A GeneralizedTime (``20261123203536Z``, ``20261123203536.123Z``) as an aware UTC datetime."""
+    if not value:
+        return None
+    text = value.strip()
+    if text == PERMANENT_LOCKOUT:
+        return None
+    digits = text.rstrip("Z").split(".")[0].split(",")[0]
+    try:
+        moment = datetime.strptime(digits[:14].ljust(14, "0"), "%Y%m%d%H%M%S")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC)
+
+
+def generalized(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise LifecycleError(f"--as-of {text!r} is not a date: write it as YYYY-MM-DD") from None
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Mailbox:
+    """What the lifecycle needs to know about one mailbox entry."""
+
+    dn: str
+    address: str
+    kind: str
+    status: str
+    created: datetime | None = None
+    last_login: datetime | None = None
+    status_changed: datetime | None = None
+    notice: datetime | None = None
+    locked_out: str | None = None
+    attributes: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_attributes(cls, dn: str, attributes: Mapping[str, Sequence[str]]) -> Mailbox:
+        def first(name: str) -> str | None:
+            values = attributes.get(name) or []
+            return str(values[0]) if values else None
+
+        logins = [parse_time(first(name)) for name in ("authTimestamp", "pwdLastSuccess")]
+        known = [moment for moment in logins if moment]
+        return cls(
+            dn=dn,
+            address=(first("mail") or "").lower(),
+            kind=(first("govmailKind") or "personal").lower(),
+            status=(first("govmailStatus") or "active").lower(),
+            created=parse_time(first("createTimestamp")),
+            last_login=max(known) if known else None,
+            status_changed=parse_time(first("govmailStatusChanged")),
+            notice=parse_time(first("govmailDeletionNotice")),
+            locked_out=first("pwdAccountLockedTime"),
+            attributes={name: [str(value) for value in values] for name, values in attributes.items()},
+        )
+
+    def activity(self) -> datetime | None:
+        """The moment inactivity counts from (see the module docstring)."""
+        moments = [moment for moment in (self.last_login, self.created) if moment]
+        if self.status == "terminated" and self.status_changed:
+            moments.append(self.status_changed)
+        return max(moments) if moments else None
+
+
+@dataclass
+class Action:
+    """One thing the run does (or, with --dry-run, would do) to one mailbox."""
+
+    address: str
+    dn: str
+    action: str  # lock | notify | delete | clear-notice
+    idle_days: int
+    last_activity: str | None
+    status: str
+    deletion_due: str | None = None
+    agency_mailbox: str | None = None
+    archive: str | None = None
+    done: bool = False
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def plan(
+    mailboxes: Iterable[Mailbox],
+    profile: policy.PolicyProfile,
+    as_of: date,
+    holidays: Sequence[date] = (),
+) -> list[Action]:
+    """The actions due on ``as_of`` (pure: no directory, no clock)."""
+    actions: list[Action] = []
+    for box in sorted(mailboxes, key=lambda item: item.address):
+        if box.kind != "personal":
+            continue
+        since = box.activity()
+        if since is None:
+            continue
+        idle = (as_of - since.date()).days
+        base = {
+            "address": box.address,
+            "dn": box.dn,
+            "idle_days": idle,
+            "last_activity": since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "status": box.status,
+        }
+        if box.notice is not None and box.notice < since:
+            actions.append(Action(action="clear-notice", **base))
+            notice = None
+        else:
+            notice = box.notice
+        if notice is not None:
+            due = profile.deletion_due(notice.date(), holidays)
+            if as_of >= due:
+                actions.append(Action(action="delete", deletion_due=due.isoformat(), **base))
+                continue
+        if box.status == "active" and idle >= profile.inactivity_lock_days:
+            actions.append(Action(action="lock", **base))
+        if notice is None and idle >= profile.inactivity_delete_notice_days:
+            due = profile.deletion_due(as_of, holidays)
+            actions.append(Action(action="notify", deletion_due=due.isoformat(), **base))
+    return actions
+
+
+# --- the host: directory, mail, archive --------------------------------------------------------
+
+
+@dataclass
+class Config:
+    """``/etc/govmail/lifecycle.json``, written by roles/lifecycle."""
+
+    domain: str
+    base_dn: str
+    profile: policy.PolicyProfile
+    ldap_uri: str = "ldapi:///var/run/slapd/ldapi"
+    vmail_dir: str = "/var/vmail"
+    archive_dir: str = "/var/backups/govmail/archive"
+    sender: str = ""
+    sendmail: str = "/usr/sbin/sendmail"
+    doveadm: str = "/usr/bin/doveadm"
+    holidays: tuple[date, ...] = ()
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise LifecycleError(
+                f"configuration {path} does not exist: deploy the lifecycle role (playbooks/site.yml) on this host"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise LifecycleError(f"configuration {path} cannot be read: {exc}") from None
+        try:
+            profile = policy.get_profile(data.get("profile") or policy.DEFAULT_PROFILE, data.get("overrides") or None)
+            return cls(
+                domain=data["domain"],
+                base_dn=data["base_dn"],
+                profile=profile,
+                ldap_uri=data.get("ldap_uri", "ldapi:///var/run/slapd/ldapi"),
+                vmail_dir=data.get("vmail_dir", "/var/vmail"),
+                archive_dir=data.get("archive_dir", "/var/backups/govmail/archive"),
+                sender=data.get("sender") or f"postmaster@{data['domain']}",
+                sendmail=data.get("sendmail", "/usr/sbin/sendmail"),
+                doveadm=data.get("doveadm", "/usr/bin/doveadm"),
+                holidays=tuple(date.fromisoformat(day) for day in data.get("holidays") or ()),
+            )
+        except KeyError as exc:
+            raise LifecycleError(f"configuration {path} lacks {exc.args[0]!r}: re-run playbooks/site.yml") from None
+        except ValueError as exc:
+            raise LifecycleError(f"configuration {path}: {exc}") from None
+
+
+class Host:
+    """The directory host's own services, as root."""
+
+    def __init__(self, config: Config) -> None:
+        import ldap3  # Debian's python3-ldap3 on the host; the controller has it in its venv
+
+        self.ldap3 = ldap3
+        self.config = config
+        server = ldap3.Server(config.ldap_uri, get_info=ldap3.NONE)
+        self.connection = ldap3.Connection(
+            server,
+            authentication=ldap3.SASL,
+            sasl_mechanism=ldap3.EXTERNAL,
+            sasl_credentials="",
+            raise_exceptions=False,
+        )
+        try:
+            if not self.connection.bind():
+                raise LifecycleError(
+                    f"the directory at {config.ldap_uri} refused root's SASL EXTERNAL bind "
+                    f"({self.connection.result.get('description')}): run as root on the directory host"
+                )
+        except ldap3.core.exceptions.LDAPException as exc:
+            raise LifecycleError(f"cannot reach the directory at {config.ldap_uri}: {exc}") from None
+
+    @property
+    def agencies_dn(self) -> str:
+        return f"ou=agencies,{self.config.base_dn}"
+
+    def _check(self, ok: bool, what: str) -> None:
+        if not ok:
+            result = self.connection.result
+            raise LifecycleError(f"{what}: {result.get('description')} {result.get('message') or ''}".strip())
+
+    def mailboxes(self) -> list[Mailbox]:
+        entries = self.connection.extend.standard.paged_search(
+            self.agencies_dn,
+            "(objectClass=govmailMailbox)",
+            attributes=ATTRIBUTES,
+            paged_size=500,
+            generator=False,
+        )
+        self._check(self.connection.result.get("result", 0) == 0, "search the mailboxes")
+        boxes = []
+        for entry in entries:
+            if entry.get("type") != "searchResEntry":
+                continue
+            raw = entry.get("raw_attributes") or {}
+            attributes = {name: [value.decode("utf-8") for value in values] for name, values in raw.items()}
+            boxes.append(Mailbox.from_attributes(entry["dn"], attributes))
+        return boxes
+
+    def agency_mailbox(self, dn: str) -> str | None:
+        """The agency mailbox of the unit ``dn`` belongs to, or of the nearest unit above it."""
+        parts = dn.split(",")[1:]
+        while parts and parts[0].lower().startswith("ou=") and ",".join(parts).lower() != self.agencies_dn.lower():
+            unit = ",".join(parts)
+            self.connection.search(
+                unit,
+                "(&(objectClass=govmailMailbox)(govmailKind=agency))",
+                search_scope=self.ldap3.LEVEL,
+                attributes=["mail"],
+            )
+            for entry in self.connection.response or []:
+                if entry.get("type") == "searchResEntry":
+                    values = (entry.get("raw_attributes") or {}).get("mail") or []
+                    if values:
+                        return values[0].decode("utf-8").lower()
+            parts = parts[1:]
+        return None
+
+    def modify(self, dn: str, changes: dict[str, Any], what: str) -> None:
+        self._check(self.connection.modify(dn, changes), what)
+
+    def lock(self, action: Action, now: datetime) -> None:
+        ldap3 = self.ldap3
+        self.modify(
+            action.dn,
+            {
+                "govmailStatus": [(ldap3.MODIFY_REPLACE, ["locked"])],
+                "govmailStatusChanged": [(ldap3.MODIFY_REPLACE, [generalized(now)])],
+                "pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, [PERMANENT_LOCKOUT])],
+            },
+            f"lock {action.address}",
+        )
+
+    def notify(self, action: Action, as_of: date, now: datetime) -> None:
+        recipient = action.agency_mailbox
+        if not recipient:
+            raise LifecycleError(
+                f"no agency mailbox above {action.dn} to notify: the notice is not recorded, so nothing is deleted; "
+                "add the agency's mailbox (govmail account add ... --kind agency)"
+            )
+        self.send(recipient, *notice_text(action, self.config.profile))
+        notice = datetime(as_of.year, as_of.month, as_of.day, now.hour, now.minute, now.second, tzinfo=UTC)
+        self.modify(
+            action.dn,
+            {"govmailDeletionNotice": [(self.ldap3.MODIFY_REPLACE, [generalized(notice)])]},
+            f"record the deletion notice of {action.address}",
+        )
+
+    def clear_notice(self, action: Action) -> None:
+        self.modify(
+            action.dn,
+            {"govmailDeletionNotice": [(self.ldap3.MODIFY_DELETE, [])]},
+            f"clear the deletion notice of {action.address}",
+        )
+
+    def send(self, recipient: str, subject: str, body: str) -> None:
+        message = EmailMessage()
+        message["From"] = self.config.sender
+        message["To"] = recipient
+        message["Subject"] = subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = make_msgid(domain=self.config.domain)
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(body)
+        completed = subprocess.run(
+            [self.config.sendmail, "-i", "-f", self.config.sender, "--", recipient],
+            input=message.as_bytes(),
+            capture_output=True,
+            check=False,
+        )
+        if completed.returncode != 0:
+            detail = completed.stderr.decode(errors="replace").strip().splitlines()
+            raise LifecycleError(f"sendmail to {recipient} failed: {detail[-1] if detail else completed.returncode}")
+
+    def maildir(self, address: str) -> Path:
+        local, _, domain = address.partition("@")
+        return Path(self.config.vmail_dir) / domain / local
+
+    def archive(self, action: Action, box: Mailbox, as_of: date) -> Path:
+        """Write ``<address>-<date>.tar.gz`` (entry.json + the mailbox's home) and read it back."""
+        target_dir = Path(self.config.archive_dir)
+        target_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target = target_dir / f"{action.address}-{as_of.isoformat()}.tar.gz"
+        home = self.maildir(action.address)
+        entry = {"dn": box.dn, "attributes": box.attributes, "archived": generalized(datetime.now(UTC))}
+        files = 0
+        handle, temporary = tempfile.mkstemp(dir=target_dir, prefix=".archive-")
+        os.close(handle)
+        try:
+            with tarfile.open(temporary, "w:gz") as tar:
+                data = json.dumps(entry, ensure_ascii=False, indent=2).encode("utf-8")
+                info = tarfile.TarInfo("entry.json")
+                info.size = len(data)
+                info.mtime = int(datetime.now(UTC).timestamp())
+                info.mode = 0o600
+                tar.addfile(info, io.BytesIO(data))
+                if home.is_dir():
+                    tar.add(home, arcname="home")
+                    files = sum(len(names) for _, _, names in os.walk(home))
+            with tarfile.open(temporary, "r:gz") as tar:
+                members = [member for member in tar.getmembers() if member.isfile()]
+            if len(members) != files + 1:
+                raise LifecycleError(
+                    f"archive of {action.address} holds {len(members) - 1} files, the mailbox {files}: nothing deleted"
+                )
+            os.chmod(temporary, 0o600)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return target
+
+    def delete(self, action: Action, box: Mailbox, as_of: date) -> None:
+        archive = self.archive(action, box, as_of)
+        action.archive = str(archive)
+        self.connection.search(
+            self.agencies_dn,
+            f"(govmailDelegateFor={self.ldap3.utils.conv.escape_filter_chars(box.address)})",
+            attributes=["govmailDelegateFor"],
+        )
+        holders = [entry for entry in self.connection.response or [] if entry.get("type") == "searchResEntry"]
+        for holder in holders:
+            self.modify(
+                holder["dn"],
+                {"govmailDelegateFor": [(self.ldap3.MODIFY_DELETE, [box.address])]},
+                f"end the delegation to {box.address}",
+            )
+        self._check(self.connection.delete(action.dn), f"delete the entry of {action.address}")
+        subprocess.run([self.config.doveadm, "kick", action.address], capture_output=True, check=False)
+        home = self.maildir(action.address)
+        if home.exists():
+            shutil.rmtree(home)
+
+
+def notice_text(action: Action, profile: policy.PolicyProfile) -> tuple[str, str]:
+    """Subject and body of the deletion notice to the agency (Vietnamese, then English)."""
+    subject = f"Thông báo xoá hộp thư không sử dụng: {action.address}"
+    body = (
+        f"Hộp thư {action.address} không được truy cập trong {action.idle_days} ngày "
+        f"(lần cuối: {action.last_activity}).\n"
+        f"Theo quy định ({profile.name}), hộp thư sẽ bị xoá từ ngày {action.deletion_due}; dữ liệu được "
+        "lưu trữ vào khu vực sao lưu trước khi xoá.\n"
+        "Nếu cần tiếp tục sử dụng, đề nghị cơ quan gửi yêu cầu mở lại hộp thư trước ngày đó.\n\n"
+        f"The mailbox {action.address} has not been used for {action.idle_days} days "
+        f"(last activity {action.last_activity}). Under {profile.name} it will be deleted on or after "
+        f"{action.deletion_due}, after its data is archived. Ask the mail administrators to reopen it "
+        "before that date if it is still needed.\n"
+    )
+    return subject, body
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def run(config: Config, *, as_of: date | None = None, dry_run: bool = False, host: Host | None = None) -> dict:
+    """Plan and (unless ``dry_run``) carry out the lifecycle on ``as_of``; the JSON report."""
+    now = datetime.now(UTC)
+    today = as_of or now.date()
+    host = host or Host(config)
+    boxes = {box.dn.lower(): box for box in host.mailboxes()}
+    actions = plan(boxes.values(), config.profile, today, config.holidays)
+    for action in actions:
+        if action.action == "notify":
+            action.agency_mailbox = host.agency_mailbox(action.dn)
+        if dry_run:
+            continue
+        try:
+            if action.action == "lock":
+                host.lock(action, now)
+            elif action.action == "notify":
+                host.notify(action, today, now)
+            elif action.action == "clear-notice":
+                host.clear_notice(action)
+            elif action.action == "delete":
+                host.delete(action, boxes[action.dn.lower()], today)
+            action.done = True
+        except (LifecycleError, OSError, tarfile.TarError) as exc:
+            action.error = str(exc)
+    counts: dict[str, int] = {}
+    for action in actions:
+        counts[action.action] = counts.get(action.action, 0) + 1
+    errors = [f"{action.address}: {action.action}: {action.error}" for action in actions if action.error]
+    return {
+        "as_of": today.isoformat(),
+        "profile": config.profile.name,
+        "dry_run": dry_run,
+        "mailboxes": len(boxes),
+        "actions": [action.as_dict() for action in actions],
+        "counts": counts,
+        "errors": errors,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="govmail-lifecycle", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="lock, notify and delete idle mailboxes")
+    run_parser.add_argument("--as-of", help="act as if today were this date (YYYY-MM-DD)")
+    run_parser.add_argument("--dry-run", action="store_true", help="plan without changing anything")
+    run_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    run_parser.add_argument("--config", default=CONFIG_FILE, help=f"configuration file (default {CONFIG_FILE})")
+    check_parser = commands.add_parser("check", help="check the configuration and print the thresholds")
+    check_parser.add_argument("--config", default=CONFIG_FILE, help=f"configuration file (default {CONFIG_FILE})")
+    args = parser.parse_args(argv)
+    try:
+        config = Config.load(args.config)
+        if args.command == "check":
+            profile = config.profile
+            print(
+                f"{profile.name}: lock after {profile.inactivity_lock_days} idle days, notice after "
+                f"{profile.inactivity_delete_notice_days}, delete {profile.deletion_grace} "
+                f"{profile.deletion_grace_unit} after the notice"
+            )
+            return 0
+        report = run(config, as_of=parse_date(args.as_of) if args.as_of else None, dry_run=args.dry_run)
+    except GovmailError as exc:
+        print(f"govmail-lifecycle: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        for action in report["actions"]:
+            state = "planned" if report["dry_run"] else ("FAILED: " + action["error"] if action["error"] else "done")
+            print(f"{action['action']:13} {action['address']} (idle {action['idle_days']} days): {state}")
+        print(f"{report['mailboxes']} mailboxes, as of {report['as_of']} ({report['profile']})")
+    for error in report["errors"]:
+        print(f"govmail-lifecycle: {error}", file=sys.stderr)
+    return 1 if report["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
