@@ -719,7 +719,8 @@ def _kick(inventory_dir: Path, address: str) -> tuple[bool, str | None]:
         runner = remote.directory_host(inventory_dir)
         completed = runner.run(["doveadm", "kick", address], timeout=60)
     except GovmailError as exc:
-        return False, f"open sessions of {address} were not ended ({exc}): run `doveadm kick {address}` on the mail host"
+        note = f"open sessions of {address} were not ended ({exc})"
+        return False, f"{note}: run `doveadm kick {address}` on the mail host"
     if completed.returncode not in (0, 68):  # 68: EX_NOUSER, nobody was connected
         detail = (completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"])[-1]
         return False, f"doveadm kick {address} failed on {runner.description}: {detail}"
@@ -742,6 +743,10 @@ def lifecycle_run(
         str | None, typer.Option("--as-of", help="Act as if today were this date (YYYY-MM-DD).", show_default=False)
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only: change nothing, send nothing.")] = False,
+    agency: Annotated[
+        str | None,
+        typer.Option("--agency", help="Only this agency's mailboxes (abbreviation or unit.parent).", show_default=False),
+    ] = None,
     inventory: InventoryOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -756,6 +761,8 @@ def lifecycle_run(
         command += ["--as-of", lifecycle.parse_date(as_of).isoformat()]
     if dry_run:
         command.append("--dry-run")
+    if agency:
+        command += ["--agency", accounts.agency_local(agency)]
     _, inventory_dir = _inventory(inventory)
     runner = remote.directory_host(inventory_dir)
     completed = runner.run(command)

@@ -293,9 +293,19 @@ class Host:
             result = self.connection.result
             raise LifecycleError(f"{what}: {result.get('description')} {result.get('message') or ''}".strip())
 
-    def mailboxes(self) -> list[Mailbox]:
+    def agency_dn(self, agency: str) -> str:
+        """``sokhcn`` -> ``ou=sokhcn,ou=agencies,...``; ``vp.sokhcn`` -> ``ou=vp,ou=sokhcn,...``."""
+        units = [part for part in agency.lower().split(".") if part]
+        if not units or not all(unit.isalnum() and unit.isascii() for unit in units):
+            raise LifecycleError(f"--agency {agency!r} is not an abbreviation: write it like sokhcn or vp.sokhcn")
+        return ",".join([*(f"ou={unit}" for unit in units), self.agencies_dn])
+
+    def mailboxes(self, agency: str | None = None) -> list[Mailbox]:
+        base = self.agency_dn(agency) if agency else self.agencies_dn
+        if agency and not self.connection.search(base, "(objectClass=*)", search_scope=self.ldap3.BASE):
+            raise LifecycleError(f"agency {agency} does not exist in the directory: check the abbreviation")
         entries = self.connection.extend.standard.paged_search(
-            self.agencies_dn,
+            base,
             "(objectClass=govmailMailbox)",
             attributes=ATTRIBUTES,
             paged_size=500,
@@ -466,12 +476,22 @@ def notice_text(action: Action, profile: policy.PolicyProfile) -> tuple[str, str
 # --- the run -------------------------------------------------------------------------------------
 
 
-def run(config: Config, *, as_of: date | None = None, dry_run: bool = False, host: Host | None = None) -> dict:
-    """Plan and (unless ``dry_run``) carry out the lifecycle on ``as_of``; the JSON report."""
+def run(
+    config: Config,
+    *,
+    as_of: date | None = None,
+    dry_run: bool = False,
+    agency: str | None = None,
+    host: Host | None = None,
+) -> dict:
+    """Plan and (unless ``dry_run``) carry out the lifecycle on ``as_of``; the JSON report.
+
+    ``agency`` limits the run to one agency's mailboxes (with its sub-units).
+    """
     now = datetime.now(UTC)
     today = as_of or now.date()
     host = host or Host(config)
-    boxes = {box.dn.lower(): box for box in host.mailboxes()}
+    boxes = {box.dn.lower(): box for box in host.mailboxes(agency)}
     actions = plan(boxes.values(), config.profile, today, config.holidays)
     for action in actions:
         if action.action == "notify":
@@ -498,6 +518,7 @@ def run(config: Config, *, as_of: date | None = None, dry_run: bool = False, hos
         "as_of": today.isoformat(),
         "profile": config.profile.name,
         "dry_run": dry_run,
+        "agency": agency,
         "mailboxes": len(boxes),
         "actions": [action.as_dict() for action in actions],
         "counts": counts,
@@ -512,6 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_parser.add_argument("--as-of", help="act as if today were this date (YYYY-MM-DD)")
     run_parser.add_argument("--dry-run", action="store_true", help="plan without changing anything")
     run_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    run_parser.add_argument("--agency", help="only this agency's mailboxes (abbreviation, or unit.parent)")
     run_parser.add_argument("--config", default=CONFIG_FILE, help=f"configuration file (default {CONFIG_FILE})")
     check_parser = commands.add_parser("check", help="check the configuration and print the thresholds")
     check_parser.add_argument("--config", default=CONFIG_FILE, help=f"configuration file (default {CONFIG_FILE})")
@@ -526,7 +548,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{profile.deletion_grace_unit} after the notice"
             )
             return 0
-        report = run(config, as_of=parse_date(args.as_of) if args.as_of else None, dry_run=args.dry_run)
+        report = run(
+            config,
+            as_of=parse_date(args.as_of) if args.as_of else None,
+            dry_run=args.dry_run,
+            agency=args.agency,
+        )
     except GovmailError as exc:
         print(f"govmail-lifecycle: {exc}", file=sys.stderr)
         return 2

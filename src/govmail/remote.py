@@ -62,7 +62,7 @@ class Runner:
             raise RemoteError(f"{shlex.join(command)} on {self.description} did not finish in {timeout}s") from None
         except OSError as exc:
             raise RemoteError(f"cannot run {tool} to reach {self.description}: {exc}") from None
-        if tool == "docker" and completed.returncode in (125, 126) or tool == "ssh" and completed.returncode == 255:
+        if (tool == "docker" and completed.returncode in (125, 126)) or (tool == "ssh" and completed.returncode == 255):
             detail = (completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"])[-1]
             raise RemoteError(f"cannot reach {self.description}: {detail}")
         return Completed(completed.returncode, completed.stdout, completed.stderr)

@@ -10,14 +10,19 @@ import contextlib
 import email.policy
 import email.utils
 import imaplib
+import json
 import os
+import re
 import ssl
+import subprocess
+import sys
 import uuid
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
 import clients
+import ldap3
 import pytest
 import testinfra
 
@@ -140,6 +145,70 @@ def imaps(address, hostname, port, tls):
     for client in opened:
         with contextlib.suppress(imaplib.IMAP4.error, OSError):
             client.logout()
+
+
+# --- the govmail command line, aimed at the stack under test ----------------------------------
+
+
+def _govmail_command() -> list[str]:
+    script = Path(sys.executable).with_name("govmail")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "govmail.cli"]
+
+
+@pytest.fixture(scope="session")
+def cli_env(address, port, creds):
+    env = dict(os.environ)
+    env["GOVMAIL_PROJECT_DIR"] = str(PROJECT_DIR)
+    env["GOVMAIL_LDAP_URI"] = f"ldaps://{address}:{port('ldaps')}"
+    env["GOVMAIL_SECRETS_DIR"] = str(Path(creds["ca_certificate"]).parent.parent)
+    env.pop("GOVMAIL_LDAP_ADMIN_PASSWORD_FILE", None)
+    env.pop("GOVMAIL_LDAP_CA_FILE", None)
+    # commands that act on the directory host itself (lifecycle run, handover's kick)
+    env["GOVMAIL_DIRECTORY_CONTAINER"] = MAIL_CONTAINER
+    return env
+
+
+@pytest.fixture(scope="session")
+def govmail(cli_env):
+    """``govmail("account", "show", addr, "--json")`` -> CompletedProcess (text)."""
+
+    def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*_govmail_command(), *args], capture_output=True, text=True, cwd=PROJECT_DIR,
+            env=env or cli_env, timeout=300, check=False,
+        )  # fmt: skip
+
+    return run
+
+
+def ok_json(result: subprocess.CompletedProcess):
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("govmail: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def ppolicy(address, port, hostname, creds):
+    """Skip unless the directory's schema has pwdReset (the ppolicy overlay is loaded)."""
+    import ssl
+
+    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=creds["ca_certificate"], valid_names=[hostname])
+    server = ldap3.Server(address, port=port("ldaps"), use_ssl=True, tls=tls, get_info=ldap3.NONE, connect_timeout=20)
+    admin = creds["ldap_admin"]
+    conn = ldap3.Connection(server, user=admin["dn"], password=admin["password"], auto_bind=True)
+    conn.search("cn=Subschema", "(objectClass=*)", search_scope=ldap3.BASE, attributes=["attributeTypes"])
+    types = " ".join(str(value) for entry in conn.entries for value in entry.attributeTypes.values)
+    conn.unbind()
+    if not re.search(r"NAME\s+'pwdReset'", types):
+        pytest.fail("the directory has no password policy overlay (ppolicy: pwdReset unknown): converge the "
+                    "stack with the current roles (govmail lab up --converge)")  # fmt: skip
 
 
 # --- helpers -------------------------------------------------------------------------------

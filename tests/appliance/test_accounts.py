@@ -10,18 +10,14 @@ history) skip with the reason when the server has no ppolicy overlay.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import clients
 import ldap3
 import pytest
-from conftest import PROJECT_DIR, imap_fetch, make_message
+from conftest import imap_fetch, make_message, ok_json, one_line_error
 
 AGENCY = "sokhcn"
 GIVEN_NAMES = ["An", "Bình", "Cường", "Dũng", "Giang", "Hà", "Khánh", "Lâm", "Minh", "Ngọc", "Phúc", "Quang",
@@ -29,65 +25,6 @@ GIVEN_NAMES = ["An", "Bình", "Cường", "Dũng", "Giang", "Hà", "Khánh", "L�
 NEW_PASSWORD = "Kiem#Thu-2026a"
 OTHER_PASSWORD = "Doi-Mat-Khau!27b"
 GIB = 1024**3
-
-
-def _govmail_command() -> list[str]:
-    script = Path(sys.executable).with_name("govmail")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "govmail.cli"]
-
-
-@pytest.fixture(scope="session")
-def cli_env(address, port, creds):
-    env = dict(os.environ)
-    env["GOVMAIL_PROJECT_DIR"] = str(PROJECT_DIR)
-    env["GOVMAIL_LDAP_URI"] = f"ldaps://{address}:{port('ldaps')}"
-    env["GOVMAIL_SECRETS_DIR"] = str(Path(creds["ca_certificate"]).parent.parent)
-    env.pop("GOVMAIL_LDAP_ADMIN_PASSWORD_FILE", None)
-    env.pop("GOVMAIL_LDAP_CA_FILE", None)
-    return env
-
-
-@pytest.fixture(scope="session")
-def govmail(cli_env):
-    """``govmail("account", "show", addr, "--json")`` -> CompletedProcess (text)."""
-
-    def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [*_govmail_command(), *args], capture_output=True, text=True, cwd=PROJECT_DIR,
-            env=env or cli_env, timeout=300, check=False,
-        )  # fmt: skip
-
-    return run
-
-
-def ok_json(result: subprocess.CompletedProcess):
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def one_line_error(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("govmail: "), result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
-
-
-@pytest.fixture(scope="session")
-def ppolicy(address, port, hostname, creds):
-    """Skip unless the directory's schema has pwdReset (the ppolicy overlay is loaded)."""
-    import ssl
-
-    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=creds["ca_certificate"], valid_names=[hostname])
-    server = ldap3.Server(address, port=port("ldaps"), use_ssl=True, tls=tls, get_info=ldap3.NONE, connect_timeout=20)
-    admin = creds["ldap_admin"]
-    conn = ldap3.Connection(server, user=admin["dn"], password=admin["password"], auto_bind=True)
-    conn.search("cn=Subschema", "(objectClass=*)", search_scope=ldap3.BASE, attributes=["attributeTypes"])
-    types = " ".join(str(value) for entry in conn.entries for value in entry.attributeTypes.values)
-    conn.unbind()
-    if not re.search(r"NAME\s+'pwdReset'", types):
-        pytest.fail("the directory has no password policy overlay (ppolicy: pwdReset unknown): converge the "
-                    "stack with the current roles (govmail lab up --converge)")  # fmt: skip
 
 
 @pytest.fixture
