@@ -745,7 +745,9 @@ def lifecycle_run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only: change nothing, send nothing.")] = False,
     agency: Annotated[
         str | None,
-        typer.Option("--agency", help="Only this agency's mailboxes (abbreviation or unit.parent).", show_default=False),
+        typer.Option(
+            "--agency", help="Only this agency's mailboxes (abbreviation or unit.parent).", show_default=False
+        ),
     ] = None,
     inventory: InventoryOption = None,
     json_output: JsonOption = False,

@@ -117,7 +117,9 @@ def test_handover_refuses_what_is_not_an_agency_and_its_member(office, govmail, 
     own = office["agency"]["address"]
     error = one_line_error(govmail("account", "handover", own, "--to", alice["address"]))
     assert alice["address"] in error and "member" in error
-    error = one_line_error(govmail("account", "handover", office["first"]["address"], "--to", office["second"]["address"]))
+    error = one_line_error(
+        govmail("account", "handover", office["first"]["address"], "--to", office["second"]["address"])
+    )
     assert "personal mailbox" in error
     error = one_line_error(govmail("account", "handover", own, "--to", agency["address"]))
     assert "agency mailbox" in error

@@ -226,9 +226,11 @@ def test_a_failed_agency_mailbox_removes_the_unit_created_for_it(directory, monk
 def test_show_gives_the_documented_fields(directory):
     dn = f"uid=sokhcn,{SOKHCN}"
     directory.modify(
+        f"uid=tranthithuhuong,{SOKHCN}", {"govmailDelegateFor": [(ldap3.MODIFY_ADD, [f"sokhcn@{DOMAIN}"])]}
+    )
+    directory.modify(
         dn,
         {
-            "govmailDelegate": [(ldap3.MODIFY_ADD, [f"uid=tranthithuhuong,{SOKHCN}"])],
             "govmailQuota": [(ldap3.MODIFY_ADD, [str(6 * 1024**3)])],
             "authTimestamp": [(ldap3.MODIFY_ADD, ["20261201083000Z"])],
             "pwdChangedTime": [(ldap3.MODIFY_ADD, ["20261120010203Z"])],
@@ -345,11 +347,107 @@ def test_delete_needs_terminated_unless_forced(directory):
     assert not directory.exists(f"uid=tranthithuhuong,{SOKHCN}")
 
 
-def test_delete_removes_the_mailbox_from_delegations(directory):
-    person = f"uid=tranthithuhuong,{SOKHCN}"
-    directory.modify(f"uid=sokhcn,{SOKHCN}", {"govmailDelegate": [(ldap3.MODIFY_ADD, [person])]})
+def test_deleting_an_agency_mailbox_ends_its_delegations(directory):
+    accounts.handover(directory, "sokhcn", to="tranthithuhuong", profile=QT)
+    accounts.delete(directory, "sokhcn", force=True)
+    assert "govmaildelegatefor" not in entry(directory, f"uid=tranthithuhuong,{SOKHCN}")
+
+
+def test_deleting_the_clerk_leaves_the_agency_without_delegates(directory):
+    accounts.handover(directory, "sokhcn", to="tranthithuhuong", profile=QT)
     accounts.delete(directory, "tranthithuhuong", force=True)
     assert accounts.show(directory, "sokhcn")["delegates"] == []
+
+
+# --- delegation ---------------------------------------------------------------------------------
+
+
+def test_handover_delegates_to_the_clerk_and_rotates_the_agency_password(directory):
+    before = entry(directory, f"uid=sokhcn,{SOKHCN}").get("userpassword")
+    result = accounts.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
+    assert result["delegate"] == f"nguyenvanlong@{DOMAIN}" and result["previous_delegates"] == []
+    assert result["login"] == f"sokhcn@{DOMAIN}*nguyenvanlong@{DOMAIN}"
+    agency = entry(directory, f"uid=sokhcn,{SOKHCN}")
+    assert agency["userpassword"] != before and agency["pwdreset"] == ["TRUE"]
+    assert passwords.verify(result["agency_password"], agency["userpassword"][0])
+    assert entry(directory, f"uid=nguyenvanlong,{SOKHCN}")["govmaildelegatefor"] == [f"sokhcn@{DOMAIN}"]
+    assert accounts.show(directory, "sokhcn")["delegates"] == [f"nguyenvanlong@{DOMAIN}"]
+    assert accounts.show(directory, "nguyenvanlong")["delegate_for"] == [f"sokhcn@{DOMAIN}"]
+
+
+def test_handover_takes_the_delegation_from_the_previous_clerk(directory):
+    accounts.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
+    result = accounts.handover(directory, "sokhcn", to="tranthithuhuong", profile=QT)
+    assert result["previous_delegates"] == [f"nguyenvanlong@{DOMAIN}"]
+    assert result["removed_delegates"] == [f"nguyenvanlong@{DOMAIN}"]
+    assert "govmaildelegatefor" not in entry(directory, f"uid=nguyenvanlong,{SOKHCN}")
+    assert [
+        document["delegates"] for document in accounts.list_mailboxes(directory) if document["kind"] == "agency"
+    ] == [[f"tranthithuhuong@{DOMAIN}"]]
+
+
+def test_handover_to_the_same_clerk_keeps_one_delegation(directory):
+    accounts.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
+    result = accounts.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
+    assert result["removed_delegates"] == []
+    assert entry(directory, f"uid=nguyenvanlong,{SOKHCN}")["govmaildelegatefor"] == [f"sokhcn@{DOMAIN}"]
+
+
+@pytest.mark.parametrize(
+    ("agency", "clerk", "words"),
+    [
+        ("nguyenvanlong", "tranthithuhuong", "personal mailbox"),
+        ("sokhcn", "sokhcn", "agency mailbox"),
+    ],
+)
+def test_handover_refuses_wrong_kinds_and_changes_nothing(directory, agency, clerk, words):
+    before = snapshot(directory)
+    with pytest.raises(AccountError, match=words):
+        accounts.handover(directory, agency, to=clerk, profile=QT)
+    assert snapshot(directory) == before
+
+
+def test_handover_refuses_a_person_of_another_agency(directory):
+    accounts.add_agency(directory, "Sở Tư pháp", "sotp", profile=QT)
+    outsider = accounts.add_person(directory, "Lê Văn Ngoài", "sotp", profile=QT)["address"]
+    before = snapshot(directory)
+    with pytest.raises(AccountError, match="must be a member of that agency"):
+        accounts.handover(directory, "sokhcn", to=outsider, profile=QT)
+    assert snapshot(directory) == before
+
+
+def test_unlock_calls_off_a_pending_deletion(directory):
+    dn = f"uid=nguyenvanlong,{SOKHCN}"
+    accounts.lock(directory, "nguyenvanlong")
+    directory.modify(dn, {"govmailDeletionNotice": [(ldap3.MODIFY_ADD, ["20270523000000Z"])]})
+    assert accounts.show(directory, "nguyenvanlong")["deletion_notice"] == "2027-05-23T00:00:00Z"
+    accounts.unlock(directory, "nguyenvanlong")
+    assert "govmaildeletionnotice" not in entry(directory, dn)
+
+
+def test_profile_for_applies_the_inventorys_overrides(tmp_path):
+    (tmp_path / "group_vars" / "all").mkdir(parents=True)
+    (tmp_path / "group_vars" / "all" / "vars.yml").write_text(
+        "govmail_policy_profile: ninhbinh-2020\ngovmail_policy_overrides:\n  inactivity_lock_days: 120\n"
+    )
+    profile = accounts.profile_for(tmp_path)
+    assert profile.name == "ninhbinh-2020" and profile.inactivity_lock_days == 120
+    assert accounts.profile_for(tmp_path, "laichau-2019").inactivity_lock_days == 180
+
+
+def test_profile_for_refuses_overrides_that_are_not_a_mapping(tmp_path):
+    (tmp_path / "group_vars" / "all").mkdir(parents=True)
+    (tmp_path / "group_vars" / "all" / "vars.yml").write_text("govmail_policy_overrides: [1, 2]\n")
+    with pytest.raises(policy.PolicyError, match="govmail_policy_overrides"):
+        accounts.profile_for(tmp_path)
+
+
+def test_handover_refuses_a_clerk_who_is_not_active(directory):
+    accounts.lock(directory, "nguyenvanlong")
+    before = snapshot(directory)
+    with pytest.raises(AccountError, match="only an active mailbox"):
+        accounts.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
+    assert snapshot(directory) == before
 
 
 # --- passwords --------------------------------------------------------------------------------------
