@@ -1,0 +1,85 @@
+"""Run the benchmarks against the lab and write bench/results/<date>.json and <date>.md.
+
+    python bench/run.py [delivery imap directory provisioning] [--from-scratch] [--quick]
+
+Every figure is reported with a bound measured in the same run on the same machine, and their
+ratio; absolute timings are recorded but never asserted (a noisy 2-core VM). Not part of
+`make test`: `make bench` runs them all (after `make up`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import delivery
+import directory
+import imap
+import provisioning
+from lib import PROJECT, BenchError, sh, write_results
+
+BENCHMARKS = ("delivery", "imap", "directory", "provisioning")
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("benchmarks", nargs="*", default=list(BENCHMARKS), help=f"any of: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--from-scratch", action="store_true", help="also time lab down + lab up (cached image)")
+    parser.add_argument("--quick", action="store_true", help="smaller loads, for trying the benchmarks out")
+    parser.add_argument("--out", default=str(PROJECT / "bench" / "results"), help="results directory")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
+    if unknown:
+        print(f"bench: unknown benchmark {', '.join(unknown)}: choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    try:
+        sh("systemctl is-active slapd postfix dovecot >/dev/null")
+    except BenchError as exc:
+        print(f"bench: the lab is not up or not healthy ({exc}): run `make up` first", file=sys.stderr)
+        return 2
+    quick = args.quick
+    plans = {
+        "delivery": lambda: delivery.run(count=400 if quick else 2000, large_count=40 if quick else 100),
+        "imap": lambda: imap.run(concurrency=10 if quick else 20, rounds=3 if quick else 10),
+        "directory": directory.run,
+        "provisioning": lambda: provisioning.run(count=500 if quick else 5000, from_scratch=args.from_scratch),
+    }
+    results = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "quick": quick,
+        "benchmarks": {},
+    }
+    failed = False
+    for name in args.benchmarks:
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        start = time.monotonic()
+        try:
+            figures = plans[name]()
+            results["benchmarks"][name] = [figure.as_dict() for figure in figures]
+        except Exception as exc:  # one benchmark failing must not lose the others' figures
+            failed = True
+            results["benchmarks"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+            traceback.print_exc()
+        print(f"bench: {name} took {time.monotonic() - start:.0f}s", file=sys.stderr, flush=True)
+    json_path, md_path = write_results(results, Path(args.out))
+    print(md_path.read_text())
+    print(f"bench: wrote {json_path} and {md_path}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
