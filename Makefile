@@ -2,7 +2,7 @@
 BIN := $(CURDIR)/.venv/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: up down status credentials test unit lint image
+.PHONY: up down status credentials test unit lint image bench
 
 up:
 	bash scripts/setup.sh
@@ -32,3 +32,10 @@ unit:
 lint:
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+
+# Benchmarks against the lab (not part of `make test`): bench/results/<date>.json and .md
+bench:
+	bash scripts/setup.sh
+	$(BIN)/govmail lab up
+	command -v strace >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace
+	$(BIN)/python bench/run.py $(BENCH)

@@ -12,7 +12,8 @@ simulates another date):
 
 - **activity** is the last successful login (the directory's ``authTimestamp`` or
   ``pwdLastSuccess``), or the creation for a mailbox never used ("kể từ lúc được cấp phát hoặc
-  lần truy cập cuối cùng", LC §8.1); for a terminated mailbox, the termination if later;
+  lần truy cập cuối cùng", LC §8.1); for a terminated mailbox the termination, and for an active
+  one its reopening (``govmail account unlock``), if later;
 - idle ``inactivity_lock_days`` or more and still active: **lock** (status ``locked`` and
   ppolicy's permanent lockout, exactly like ``govmail account lock``);
 - idle ``inactivity_delete_notice_days`` or more and no notice yet: **notify** the agency
@@ -146,7 +147,9 @@ class Mailbox:
     def activity(self) -> datetime | None:
         """The moment inactivity counts from (see the module docstring)."""
         moments = [moment for moment in (self.last_login, self.created) if moment]
-        if self.status == "terminated" and self.status_changed:
+        # a reopened mailbox (unlock: status active again) starts afresh, or the next night's run
+        # would lock it again before its owner could log in; a terminated one counts from then
+        if self.status in ("active", "terminated") and self.status_changed:
             moments.append(self.status_changed)
         return max(moments) if moments else None
 

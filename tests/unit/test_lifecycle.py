@@ -98,6 +98,13 @@ def test_a_terminated_mailbox_counts_from_its_termination():
     assert actions([terminated], QT, (date(2026, 6, 1) - START.date()).days + 180) == [("a@d", "notify")]
 
 
+def test_a_reopened_mailbox_counts_from_its_reopening_not_its_last_login():
+    reopened = box(last_login=START, status_changed=datetime(2026, 6, 1, tzinfo=UTC))
+    assert actions([reopened], QT, 200) == []
+    locked = box(status="locked", last_login=START, status_changed=datetime(2026, 6, 1, tzinfo=UTC))
+    assert actions([locked], QT, 180) == [("a@d", "notify")], "a lock does not restart the count"
+
+
 def test_mailbox_from_ldap_attributes_reads_the_times():
     parsed = Mailbox.from_attributes(
         "uid=a,ou=x",
