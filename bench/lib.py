@@ -127,6 +127,11 @@ def write_results(results: dict[str, Any], directory: Path) -> tuple[Path, Path]
     directory.mkdir(parents=True, exist_ok=True)
     stem = results["date"]
     json_path = directory / f"{stem}.json"
+    if json_path.exists():  # a later run of some benchmarks the same day keeps the others' figures
+        earlier = json.loads(json_path.read_text())
+        merged = dict(earlier.get("benchmarks") or {})
+        merged.update(results["benchmarks"])
+        results = {**results, "benchmarks": merged}
     json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     lines = [
         f"# Benchmarks {results['date']} ({results['machine']})",

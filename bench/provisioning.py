@@ -46,12 +46,19 @@ def _run(argv: list[str], timeout: int = 3600) -> tuple[float, subprocess.Comple
 
 
 def staff_list(path: Path, count: int, seed: int = 2026) -> None:
+    """A staff list as an agency sends it: full name, agency, date of birth (tells namesakes apart)."""
     rng = random.Random(seed)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["Họ và tên", "Cơ quan"])
-        for _ in range(count):
-            writer.writerow([f"{rng.choice(FAMILY)} {rng.choice(MIDDLE)} {rng.choice(GIVEN)}", AGENCY])
+        writer.writerow(["Họ và tên", "Cơ quan", "Ngày sinh"])
+        seen = set()
+        while len(seen) < count:
+            name = f"{rng.choice(FAMILY)} {rng.choice(MIDDLE)} {rng.choice(GIVEN)}"
+            born = f"{rng.randint(1965, 2003)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+            if (name, born) in seen:
+                continue
+            seen.add((name, born))
+            writer.writerow([name, AGENCY, born])
 
 
 def _agency_dn() -> str:
