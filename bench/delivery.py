@@ -128,16 +128,24 @@ def delivery_rate(addresses, count, sessions, size, sender) -> tuple[float, dict
 
 
 def _latencies(since: str) -> dict:
+    """Postfix's own per-message timings: ``delay=`` and its parts ``delays=a/b/c/d``.
+
+    a: before the queue manager (smtpd, cleanup), b: waiting in the queue manager, c: connection
+    set-up to Dovecot's LMTP, d: the LMTP transaction (Dovecot's delivery).
+    """
     log = sh(f"journalctl --since @{since} -o cat --no-pager | grep 'status=sent' | grep dovecot-lmtp", check=False)
-    total, store = [], []
+    total: list[float] = []
+    parts: dict[str, list[float]] = {name: [] for name in ("before_queue", "in_queue", "connect", "lmtp")}
     for line in log.splitlines():
-        found = re.search(r"delay=([\d.]+), delays=[\d.]+/[\d.]+/[\d.]+/([\d.]+)", line)
+        found = re.search(r"delay=([\d.]+), delays=([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+)", line)
         if found:
             total.append(float(found.group(1)))
-            store.append(float(found.group(2)))
+            for index, name in enumerate(parts, start=2):
+                parts[name].append(float(found.group(index)))
     return {
         "latency_s": percentiles(total),
-        "lmtp_transaction_s": percentiles(store),
+        "latency_parts_s": {name: percentiles(values) for name, values in parts.items()},
+        "lmtp_transaction_s": percentiles(parts["lmtp"]),
         "logged_deliveries": len(total),
     }
 

@@ -131,7 +131,7 @@ def write_results(results: dict[str, Any], directory: Path) -> tuple[Path, Path]
         earlier = json.loads(json_path.read_text())
         merged = dict(earlier.get("benchmarks") or {})
         merged.update(results["benchmarks"])
-        results = {**results, "benchmarks": merged}
+        results = {**earlier, **results, "benchmarks": merged}
     json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     lines = [
         f"# Benchmarks {results['date']} ({results['machine']})",
@@ -147,6 +147,14 @@ def write_results(results: dict[str, Any], directory: Path) -> tuple[Path, Path]
             bound = "" if figure["bound"] is None else f"{figure['bound']} {figure['unit']} ({figure['bound_name']})"
             ratio = "" if figure["ratio"] is None else f"{figure['ratio']}"
             lines.append(f"| {bench} | {figure['name']} | {figure['value']} {figure['unit']} | {bound} | {ratio} |")
+    if results.get("tuning"):
+        lines += ["", "## Tuning tried (before/after, same session)", "", "| change | before | after | adopted |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for trial in results["tuning"]:
+            before = ", ".join(f"{key} {value}" for key, value in trial["before"].items())
+            after = ", ".join(f"{key} {value}" for key, value in trial["after"].items())
+            adopted = "yes" if trial["adopted"] else "no"
+            lines.append(f"| {trial['what']} | {before} | {after} | {adopted}: {trial['conclusion']} |")
     md_path = directory / f"{stem}.md"
     md_path.write_text("\n".join(lines) + "\n")
     return json_path, md_path
