@@ -12,6 +12,7 @@ import email.utils
 import imaplib
 import json
 import os
+import random
 import re
 import ssl
 import subprocess
@@ -209,6 +210,32 @@ def ppolicy(address, port, hostname, creds):
     if not re.search(r"NAME\s+'pwdReset'", types):
         pytest.fail("the directory has no password policy overlay (ppolicy: pwdReset unknown): converge the "
                     "stack with the current roles (govmail lab up --converge)")  # fmt: skip
+
+
+@pytest.fixture
+def new_agency(govmail, ppolicy):
+    """``new_agency(name, prefix)``: a new agency of the test's own, with ``.person(name)`` to add staff.
+
+    The agency's abbreviation is ``prefix`` + six random digits; its people and the agency
+    itself are deleted when the test ends.
+    """
+    created: list[str] = []
+
+    class Agency(dict):
+        def person(self, name: str) -> dict:
+            document = ok_json(govmail("account", "add", name, "--agency", self["abbr"], "--json"))
+            created.insert(0, document["address"])
+            return document
+
+    def make(name: str, prefix: str) -> Agency:
+        abbr = f"{prefix}{random.randrange(10**6):06d}"
+        document = ok_json(govmail("account", "add", name, "--kind", "agency", "--abbreviation", abbr, "--json"))
+        created.append(document["address"])
+        return Agency(abbr=abbr, agency=document)
+
+    yield make
+    for address_ in created:
+        govmail("account", "delete", address_, "--force")
 
 
 # --- helpers -------------------------------------------------------------------------------

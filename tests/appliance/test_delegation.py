@@ -9,7 +9,6 @@ mailbox's password. Each test gets its own new agency with two staff members, re
 from __future__ import annotations
 
 import imaplib
-import random
 import time
 
 import clients
@@ -20,23 +19,17 @@ NEW_PASSWORD = "Uy-Quyen#2026a"
 
 
 @pytest.fixture
-def office(govmail, ppolicy):
-    abbr = f"uq{random.randrange(10**6):06d}"
-    agency = ok_json(
-        govmail("account", "add", "Văn phòng Kiểm thử Ủy quyền", "--kind", "agency", "--abbreviation", abbr, "--json")
-    )
+def office(new_agency, govmail):
+    unit = new_agency("Văn phòng Kiểm thử Ủy quyền", "uq")
     staff = []
     for name in ("Hoàng Thị Thư Ký", "Đỗ Văn Tiếp Nhận"):
-        person = ok_json(govmail("account", "add", name, "--agency", abbr, "--json"))
+        person = unit.person(name)
         changed = govmail(
             "account", "passwd", person["address"], "--old", person["initial_password"], "--new", NEW_PASSWORD
         )
         assert changed.returncode == 0, changed.stderr
         staff.append({**person, "password": NEW_PASSWORD})
-    yield {"abbr": abbr, "agency": agency, "first": staff[0], "second": staff[1]}
-    for person in staff:
-        govmail("account", "delete", person["address"], "--force")
-    govmail("account", "delete", agency["address"], "--force")
+    return {**unit, "first": staff[0], "second": staff[1]}
 
 
 def delegated(office: dict, clerk: dict) -> str:

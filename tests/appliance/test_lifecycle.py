@@ -8,7 +8,6 @@ idle days, notify the agency after 180, delete 3 days after the notice).
 
 from __future__ import annotations
 
-import random
 from datetime import date, timedelta
 
 import pytest
@@ -18,22 +17,8 @@ NEW_PASSWORD = "Vong-Doi#2026a"
 
 
 @pytest.fixture
-def unit(govmail, ppolicy):
-    abbr = f"vd{random.randrange(10**6):06d}"
-    agency = ok_json(
-        govmail("account", "add", "Phòng Kiểm thử Vòng đời", "--kind", "agency", "--abbreviation", abbr, "--json")
-    )
-    created = []
-
-    def person(name: str) -> dict:
-        document = ok_json(govmail("account", "add", name, "--agency", abbr, "--json"))
-        created.append(document["address"])
-        return document
-
-    yield {"abbr": abbr, "agency": agency, "person": person}
-    for address_ in created:
-        govmail("account", "delete", address_, "--force")
-    govmail("account", "delete", agency["address"], "--force")
+def unit(new_agency):
+    return new_agency("Phòng Kiểm thử Vòng đời", "vd")
 
 
 def run(govmail, unit, days: int, *extra: str) -> dict:
@@ -46,7 +31,7 @@ def actions_for(report: dict, address: str) -> list[str]:
 
 
 def test_idle_mailbox_is_locked_then_announced_then_archived_and_deleted(unit, govmail, login_ok, smtp, mail_host):
-    person = unit["person"]("Vũ Thị Vắng Mặt")
+    person = unit.person("Vũ Thị Vắng Mặt")
     mailbox = person["address"]
     changed = govmail("account", "passwd", mailbox, "--old", person["initial_password"], "--new", NEW_PASSWORD)
     assert changed.returncode == 0, changed.stderr
@@ -87,7 +72,7 @@ def test_idle_mailbox_is_locked_then_announced_then_archived_and_deleted(unit, g
 
 
 def test_unlock_calls_off_the_deletion(unit, govmail):
-    person = unit["person"]("Trịnh Văn Trở Lại")
+    person = unit.person("Trịnh Văn Trở Lại")
     mailbox = person["address"]
     assert actions_for(run(govmail, unit, 181), mailbox) == ["lock", "notify"]
 
