@@ -44,7 +44,7 @@ from typing import Any
 
 import ldap3
 
-from . import contract, naming, passwords, policy
+from . import contract, lifecycle, naming, passwords, policy
 from .account_errors import NamingError, PasswordError, PolicyError
 from .directory import (
     CONSTRAINT_VIOLATION,
@@ -617,7 +617,7 @@ def _result(entry: Entry, status: str | None, previous: str | None, changed: boo
 
 # ppolicy's value for "locked by an administrator until unlocked": the directory itself then
 # refuses the owner's binds too (address book, password change), not only the mail services.
-PERMANENT_LOCKOUT = "000001010000Z"
+PERMANENT_LOCKOUT = lifecycle.PERMANENT_LOCKOUT
 
 
 def _permanent_lockout(entry: Entry) -> dict[str, Any]:

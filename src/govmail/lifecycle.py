@@ -53,7 +53,9 @@ from . import policy
 from .errors import GovmailError
 
 CONFIG_FILE = "/etc/govmail/lifecycle.json"
-PERMANENT_LOCKOUT = "000001010000Z"  # as govmail.accounts.PERMANENT_LOCKOUT
+# ppolicy's value for "locked by an administrator until unlocked" (govmail.accounts uses it too;
+# it lives here because this module must run on the host without the rest of the package)
+PERMANENT_LOCKOUT = "000001010000Z"
 
 ATTRIBUTES = [
     "mail",
