@@ -9,6 +9,13 @@ Bounds measured in the same run, on the same host, with the same smtp-source com
   physical ceiling of a delivery path that loses nothing.
 Per-message latency percentiles come from Postfix's own log (``delay=``, and its last component:
 the LMTP transaction with Dovecot).
+
+A burst to one mailbox (600 x 10 KB over 20 sessions, as when every unit answers an agency's
+circular) is measured apart, against smtp-sink with the same burst, and counts Dovecot's
+"451 Too many concurrent deliveries" answers. ``lmtp_concurrency_trial`` (``run.py --trial
+lmtp-concurrency``) measures that burst with Dovecot's stock per-mailbox limit (10) and with the
+role's (20, as many as Postfix's LMTP connections): the tuning's before and after. Its "before"
+waits for Postfix's retry of the deferred messages: about 7 minutes.
 """
 
 from __future__ import annotations
@@ -23,7 +30,17 @@ import time
 from pathlib import Path
 
 import setup
-from lib import MAIL_CONTAINER, BenchError, Figure, ensure_packages, peak_memory, percentiles, sh, wait_until
+from lib import (
+    MAIL_CONTAINER,
+    BenchError,
+    Figure,
+    dovecot_drop_in,
+    ensure_packages,
+    peak_memory,
+    percentiles,
+    sh,
+    wait_until,
+)
 
 RECIPIENTS = 4  # smtp-source sends to one address per process: one process per bench mailbox
 NULL_SOCKET = "private/null-lmtp"
@@ -125,6 +142,105 @@ def delivery_rate(addresses, count, sessions, size, sender) -> tuple[float, dict
         seconds = time.monotonic() - start
     latency = _latencies(since)
     return expected / seconds, {"seconds": round(seconds, 2), "messages": expected, **memory, **latency}
+
+
+def burst_one_mailbox(address: str, count: int, sessions: int, sender: str) -> tuple[float, dict]:
+    """``count`` 10 KB messages over ``sessions`` sessions to one mailbox, until all are in its Maildir."""
+    _empty_mailboxes([address])
+    since = sh("date +%s").strip()
+    start = time.monotonic()
+    sh(_source("127.0.0.1:25", [address], count, sessions, 10240, sender), timeout=3600)
+    accepted = time.monotonic() - start
+    wait_until(lambda: _maildir_count([address]) >= count, timeout=3600, interval=0.5)
+    seconds = time.monotonic() - start
+    log = f"journalctl --since @{since} -o cat --no-pager"
+    refused = sh(f"{log} | grep -c 'Too many concurrent deliveries'", check=False)
+    latency = _latencies(since)
+    _empty_mailboxes([address])
+    return count / seconds, {
+        "seconds": round(seconds, 1),
+        "accepted_in_s": round(accepted, 1),
+        "messages": count,
+        "sessions": sessions,
+        "deferred_too_many_concurrent": int(refused.strip() or 0),
+        "latency_s": latency["latency_s"],
+    }
+
+
+def lmtp_concurrency_trial(count: int = 600, sessions: int = 20) -> dict:
+    """The burst with Dovecot's stock lmtp_user_concurrency_limit (10), then with the role's."""
+    restore_transport()
+    address = setup.ensure_mailboxes(1, _domain())[0][0]
+    sender = "bench@example.net"
+    configured = sh("doveconf -h lmtp_user_concurrency_limit").strip()
+    dovecot_drop_in("lmtp-concurrency", "lmtp_user_concurrency_limit = 10\n")
+    try:
+        before_rate, before = burst_one_mailbox(address, count, sessions, sender)
+    finally:
+        dovecot_drop_in("lmtp-concurrency", None)
+    after_rate, after = burst_one_mailbox(address, count, sessions, sender)
+
+    def summary(rate: float, details: dict) -> dict:
+        return {
+            "msg/s": round(rate, 1),
+            "all delivered s": details["seconds"],
+            "deferred 451": details["deferred_too_many_concurrent"],
+            "latency p99 s": details["latency_s"].get("p99"),
+        }
+
+    return {
+        "what": f"Dovecot lmtp_user_concurrency_limit 10 (stock) -> {configured}, as many as Postfix's "
+        "LMTP connections (lmtp_destination_concurrency_limit)",
+        "why": "a burst to one mailbox: Dovecot answered part of it '451 Too many concurrent deliveries' and "
+        "Postfix retried those only after minimal_backoff_time (300 s)",
+        "benchmark": f"delivery.lmtp_concurrency_trial, {count} x 10 KB, {sessions} sessions, one mailbox, lab",
+        "before": summary(before_rate, before),
+        "after": summary(after_rate, after),
+        "adopted": configured != "10",
+        "conclusion": f"{before['deferred_too_many_concurrent']} deferred before, "
+        f"{after['deferred_too_many_concurrent']} after; the roles postfix and dovecot both take "
+        "govmail_lmtp_concurrency (20)",
+    }
+
+
+USERDB_CACHE = "auth_cache_size = 1M\nauth_cache_ttl = 1 min\npassdb_use_cache = no\n"
+
+
+def userdb_cache_trial(count: int = 1000, sessions: int = 20) -> dict:
+    """Delivery with Dovecot's auth cache for userdb lookups only, against the role's (no cache).
+
+    Every message costs two userdb lookups in the directory (quota-status at Postfix's RCPT, then
+    LMTP's RCPT); passdb stays uncached so a lock or a password change acts at once.
+    """
+    restore_transport()
+    addresses = setup.ensure_mailboxes(RECIPIENTS, _domain())[0]
+    sender = "bench@example.net"
+    before_rate, before = delivery_rate(addresses, count, sessions, 10240, sender)
+    dovecot_drop_in("userdb-cache", USERDB_CACHE)
+    try:
+        after_rate, after = delivery_rate(addresses, count, sessions, 10240, sender)
+    finally:
+        dovecot_drop_in("userdb-cache", None)
+        _empty_mailboxes(addresses)
+
+    def summary(rate: float, details: dict) -> dict:
+        return {"msg/s": round(rate, 1), "latency p50 s": details["latency_s"].get("p50")}
+
+    gain = after_rate / before_rate - 1
+    return {
+        "what": "Dovecot auth cache for userdb lookups only (auth_cache_size 1M, ttl 1 min, passdb_use_cache no)",
+        "why": "each message costs two userdb lookups in the directory: quota-status at RCPT and LMTP's RCPT",
+        "benchmark": f"delivery.userdb_cache_trial, {count} x 10 KB, {RECIPIENTS} mailboxes, {sessions} sessions",
+        "before": summary(before_rate, before),
+        "after": summary(after_rate, after),
+        "adopted": False,
+        "conclusion": f"{gain:+.0%} delivered/s; "
+        + (
+            "within this VM's run-to-run noise: not worth a quota or kind change taking up to a minute to act"
+            if abs(gain) < 0.15
+            else "a real change: weigh it against a quota or kind change taking up to a minute to act"
+        ),
+    }
 
 
 def _latencies(since: str) -> dict:
@@ -246,5 +362,18 @@ def run(count: int = 2000, sessions: int = 20, large_count: int = 100, large_ses
                     {"disk_fsync_per_s": round(fsync_rate, 1), "fsyncs_per_message": syscalls},
                 )
             )
+    burst = max(100, count * 3 // 10)
+    sink = sink_rate(addresses[:1], burst, sessions, 10240, sender)
+    delivered, details = burst_one_mailbox(addresses[0], burst, sessions, sender)
+    figures.append(
+        Figure(
+            f"burst of {burst} x 10 KB to one mailbox, delivered/s vs smtp-sink",
+            delivered,
+            "msg/s",
+            "smtp-sink",
+            sink,
+            details,
+        )
+    )
     _empty_mailboxes(addresses)
     return figures

@@ -15,7 +15,7 @@ import ssl
 import time
 
 import setup
-from lib import BenchError, Figure, percentiles, sh
+from lib import BenchError, Figure, dovecot_drop_in, percentiles, sh
 
 MESSAGES_PER_USER = 10
 
@@ -101,27 +101,8 @@ def _fill(users: list[str]) -> None:
             time.sleep(0.5)
 
 
-AUTH_CACHE = "/etc/dovecot/govmail-bench.d/auth-cache.conf"
-
-
 def _auth_cache(enabled: bool) -> None:
-    if enabled:
-        sh(
-            "grep -q '^!include_try /etc/dovecot/govmail-bench.d/\\*.conf' /etc/dovecot/dovecot.conf || "
-            "cp /etc/dovecot/dovecot.conf /root/.govmail-bench-dovecot.conf && "
-            "echo '!include_try /etc/dovecot/govmail-bench.d/*.conf' >> /etc/dovecot/dovecot.conf; "
-            "mkdir -p /etc/dovecot/govmail-bench.d; "
-            f"printf 'auth_cache_size = 10M\\nauth_cache_ttl = 1h\\n' > {AUTH_CACHE}; "
-            "doveconf -n >/dev/null && systemctl reload dovecot && sleep 1"
-        )
-    else:
-        sh(
-            f"rm -f {AUTH_CACHE}; if [ -s /root/.govmail-bench-dovecot.conf ]; then "
-            "cp /root/.govmail-bench-dovecot.conf /etc/dovecot/dovecot.conf && "
-            "rm -f /root/.govmail-bench-dovecot.conf; fi; "
-            "systemctl reload dovecot && sleep 1",
-            check=False,
-        )
+    dovecot_drop_in("auth-cache", "auth_cache_size = 10M\nauth_cache_ttl = 1h\n" if enabled else None)
 
 
 def run(concurrency: int = 20, rounds: int = 10, port: int = 10993) -> list[Figure]:

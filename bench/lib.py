@@ -43,6 +43,32 @@ def sh(script: str, *, check: bool = True, timeout: int = 1800, stdin: str | Non
     return completed.stdout
 
 
+DROP_IN_DIR = "/etc/dovecot/govmail-bench.d"
+_INCLUDE = f"!include_try {DROP_IN_DIR}/*.conf"
+
+
+def dovecot_drop_in(name: str, text: str | None) -> None:
+    """Put (``text``) or take away (``None``) a settings file of a benchmark's own in Dovecot; reload.
+
+    dovecot.conf gains one ``!include_try`` line while any drop-in is there and loses it with the
+    last one, so the file is again exactly what the role wrote (a converge in between is harmless).
+    """
+    conf = "/etc/dovecot/dovecot.conf"
+    if text is not None:
+        sh(
+            f"mkdir -p {DROP_IN_DIR} && printf %s {quote(text)} > {DROP_IN_DIR}/{name}.conf && "
+            f"{{ grep -qxF {quote(_INCLUDE)} {conf} || echo {quote(_INCLUDE)} >> {conf}; }} && "
+            "doveconf -n >/dev/null && systemctl reload dovecot && sleep 1"
+        )
+        return
+    sh(
+        f"rm -f {DROP_IN_DIR}/{name}.conf /root/.govmail-bench-dovecot.conf; "
+        f"if ! ls {DROP_IN_DIR}/*.conf >/dev/null 2>&1; then sed -i '\\#^!include_try {DROP_IN_DIR}/#d' {conf}; fi; "
+        "systemctl reload dovecot && sleep 1",
+        check=False,
+    )
+
+
 def ensure_packages(*packages: str) -> None:
     """Install benchmark tools on the mail host (they are not part of the appliance)."""
     missing = sh(f"for p in {' '.join(packages)}; do dpkg -s $p >/dev/null 2>&1 || echo $p; done").split()
@@ -131,7 +157,9 @@ def write_results(results: dict[str, Any], directory: Path) -> tuple[Path, Path]
         earlier = json.loads(json_path.read_text())
         merged = dict(earlier.get("benchmarks") or {})
         merged.update(results["benchmarks"])
-        results = {**earlier, **results, "benchmarks": merged}
+        trials = {trial["what"]: trial for trial in earlier.get("tuning") or []}
+        trials.update({trial["what"]: trial for trial in results.get("tuning") or []})
+        results = {**earlier, **results, "benchmarks": merged, "tuning": list(trials.values())}
     json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     lines = [
         f"# Benchmarks {results['date']} ({results['machine']})",

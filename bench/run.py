@@ -1,6 +1,6 @@
 """Run the benchmarks against the lab and write bench/results/<date>.json and <date>.md.
 
-    python bench/run.py [delivery imap directory provisioning] [--from-scratch] [--quick]
+    python bench/run.py [delivery imap directory provisioning] [--from-scratch] [--trial NAME] [--quick]
 
 Every figure is reported with a bound measured in the same run on the same machine, and their
 ratio; absolute timings are recorded but never asserted (a noisy 2-core VM). Not part of
@@ -27,6 +27,7 @@ import provisioning
 from lib import PROJECT, BenchError, sh, write_results
 
 BENCHMARKS = ("delivery", "imap", "directory", "provisioning")
+TRIALS = {"lmtp-concurrency": delivery.lmtp_concurrency_trial, "userdb-cache": delivery.userdb_cache_trial}
 
 
 def machine() -> str:
@@ -35,11 +36,24 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("benchmarks", nargs="*", default=list(BENCHMARKS), help=f"any of: {', '.join(BENCHMARKS)}")
-    parser.add_argument("--from-scratch", action="store_true", help="also time lab down + lab up (cached image)")
+    parser.add_argument(
+        "benchmarks", nargs="*", help=f"any of: {', '.join(BENCHMARKS)} (all unless only --trial is given)"
+    )
+    parser.add_argument(
+        "--from-scratch", action="store_true", help="also time lab down + lab up, base image cached and not"
+    )
+    parser.add_argument(
+        "--trial",
+        action="append",
+        default=[],
+        choices=sorted(TRIALS),
+        help="also measure a tuning's before and after (recorded under 'tuning')",
+    )
     parser.add_argument("--quick", action="store_true", help="smaller loads, for trying the benchmarks out")
     parser.add_argument("--out", default=str(PROJECT / "bench" / "results"), help="results directory")
     args = parser.parse_args(argv)
+    if not args.benchmarks and not args.trial:
+        args.benchmarks = list(BENCHMARKS)
     unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
     if unknown:
         print(f"bench: unknown benchmark {', '.join(unknown)}: choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
@@ -75,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
             results["benchmarks"][name] = {"error": f"{type(exc).__name__}: {exc}"}
             traceback.print_exc()
         print(f"bench: {name} took {time.monotonic() - start:.0f}s", file=sys.stderr, flush=True)
+    for name in args.trial:
+        print(f"bench: trial {name} ...", file=sys.stderr, flush=True)
+        try:
+            results.setdefault("tuning", []).append(TRIALS[name]())
+        except Exception:  # the figures measured so far are still written
+            failed = True
+            traceback.print_exc()
     json_path, md_path = write_results(results, Path(args.out))
     print(md_path.read_text())
     print(f"bench: wrote {json_path} and {md_path}", file=sys.stderr)

@@ -68,3 +68,27 @@ def test_agency_mailbox_receives_mail(smtp, imaps, agency):
     assert smtp.send_message(message) == {}
     inbox = imaps(agency)
     assert clients.wait_for(lambda: imap_fetch(inbox, message["Message-ID"]), what="delivery to the agency mailbox")
+
+
+def test_a_burst_to_one_agency_mailbox_is_delivered_at_once_not_deferred(mail_host, new_agency):
+    """200 messages over 20 parallel SMTP sessions to one mailbox (a circular answered by every unit).
+
+    Postfix delivers over up to 20 LMTP connections; if Dovecot took fewer concurrent deliveries
+    per mailbox (its stock limit is 10) it would answer some with 451 and Postfix would retry
+    them only minutes later.
+    """
+    address = new_agency("Văn phòng Kiểm thử Tiếp nhận", "tn")["agency"]["address"]
+    local, domain = address.split("@")
+    since = mail_host.run("date +%s").stdout.strip()
+    sent = mail_host.run(
+        f"smtp-source -l 10240 -m 200 -s 20 -f van.thu@ubnd.example.org -t {address} -S 'Burst' 127.0.0.1:25"
+    )
+    assert sent.rc == 0 and sent.stderr == "", sent.stderr  # smtp-source reports any refusal on stderr
+
+    def delivered() -> bool:
+        listing = mail_host.run(f"find /var/vmail/{domain}/{local}/Maildir/new -type f 2>/dev/null | wc -l")
+        return int(listing.stdout.strip() or 0) >= 200
+
+    clients.wait_for(delivered, timeout=120, what="200 messages in the agency's Maildir")
+    log = mail_host.run(f"journalctl --since @{since} -o cat --no-pager | grep -c 'Too many concurrent' || true")
+    assert log.stdout.strip() == "0"
