@@ -10,7 +10,7 @@ import uuid
 import clients
 import ldap3
 import pytest
-from conftest import imap_login_ok, mailbox_dn
+from conftest import base_dn, imap_login_ok, mailbox_dn
 
 
 @pytest.fixture
@@ -98,3 +98,20 @@ def test_successful_login_is_recorded_as_last_login(ldap_admin, carol_dn, carol,
     if isinstance(last, str):  # without schema information ldap3 returns the raw GeneralizedTime
         last = dt.datetime.strptime(last, "%Y%m%d%H%M%SZ").replace(tzinfo=dt.UTC)
     assert last is not None and last >= before
+
+
+def test_wrong_passwords_for_a_service_account_never_lock_it(ldaps_server, ldap_admin, domain, alice, address,
+                                                            hostname, port, tls):  # fmt: skip
+    """A stranger guessing Dovecot's bind password must not stop every login (policy cn=services)."""
+    service = f"cn=dovecot,ou=services,{base_dn(domain)}"
+    try:
+        for _ in range(6):
+            assert not ldap3.Connection(ldaps_server, user=service, password="Sai-Mat-Khau-9!").bind()
+        ldap_admin.search(service, "(objectClass=*)", attributes=["pwdAccountLockedTime", "pwdFailureTime"])
+        entry = ldap_admin.entries[0]
+        assert entry.pwdFailureTime.values  # the failures are on record
+        assert not entry.pwdAccountLockedTime.values  # but no lockout stamp
+        assert imap_login_ok(address, hostname, port, tls, alice["address"], alice["password"])
+    finally:
+        ldap_admin.modify(service, {"pwdFailureTime": [(ldap3.MODIFY_DELETE, [])]})
+        ldap_admin.modify(service, {"pwdAccountLockedTime": [(ldap3.MODIFY_DELETE, [])]})
