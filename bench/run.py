@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.benchmarks and not args.trial:
         args.benchmarks = list(BENCHMARKS)
+    if args.from_scratch and "provisioning" not in args.benchmarks:
+        print("bench: --from-scratch is part of provisioning: name provisioning too", file=sys.stderr)
+        return 2
     unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
     if unknown:
         print(f"bench: unknown benchmark {', '.join(unknown)}: choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
