@@ -72,7 +72,9 @@ class LookupModule(LookupBase):
         values = []
         for name in terms:
             if not name or "/" in name or name.startswith("."):
-                raise AnsibleLookupError(f"govmail_secret: {name!r} is not a valid secret name (use letters, digits, '-')")
+                raise AnsibleLookupError(
+                    f"govmail_secret: {name!r} is not a valid secret name (use letters, digits, '-')"
+                )
             path = os.path.join(directory, name)
             if not os.path.exists(path):
                 value = generate_salt(length if length <= 16 else 16) if kind == "salt" else generate_password(length)
