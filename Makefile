@@ -22,6 +22,7 @@ image:
 
 test:
 	bash scripts/setup.sh
+	$(MAKE) lint
 	$(BIN)/pytest tests/unit
 	$(BIN)/govmail lab image
 	$(BIN)/molecule test -s default
@@ -29,9 +30,13 @@ test:
 unit:
 	$(BIN)/pytest tests/unit
 
+# The whole tree: every Python file (ruff), every YAML file (.yamllint), every playbook and role
+# (.ansible-lint, profile production, offline). Part of `make test`.
 lint:
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint
 
 # Benchmarks against the lab (not part of `make test`): bench/results/<date>.json and .md
 bench:
