@@ -2,7 +2,7 @@
 
 The functions here take an open :class:`govmail.directory.Directory` and return plain
 JSON-ready dictionaries; they never print. Every refusal is an :class:`AccountError` (or a
-:class:`~govmail.account_errors.NamingError`, ``PasswordError``, ``PolicyError``) whose message
+:class:`~govmail.errors.NamingError`, ``PasswordError``, ``PolicyError``) whose message
 names the bad input; nothing is left half-done.
 
 What an account is in the directory (``roles/openldap/README.md``):
@@ -44,8 +44,7 @@ from typing import Any
 
 import ldap3
 
-from . import contract, lifecycle, naming, passwords, policy
-from .account_errors import NamingError, PasswordError, PolicyError
+from . import lifecycle, naming, passwords, policy
 from .directory import (
     CONSTRAINT_VIOLATION,
     Directory,
@@ -56,23 +55,17 @@ from .directory import (
     generalized_time,
     iso_time,
 )
-from .errors import GovmailError
+from .errors import AccountError, NamingError, PasswordError, PolicyError
+from .inventory import Site
+from .sizes import format_size, parse_size
 
 KINDS = ("personal", "agency")
 STATUSES = ("active", "locked", "terminated")
 
-KIB = 1024
-MIB = KIB**2
-GIB = KIB**3
-TIB = KIB**4
-_UNITS = {"": 1, "k": KIB, "m": MIB, "g": GIB, "t": TIB, "p": KIB**5}
-
-# Quota of a mailbox without govmailQuota (Dovecot's dovecot_quota_personal/_agency), and the
-# smallest quota an operator may give: REQUIREMENTS M6 (QT §9.1) asks for at least 2 GB per
-# personal and 5 GB per agency mailbox; binary units are used, so the minimum is a little above.
-DEFAULT_QUOTA = {"personal": 2 * GIB, "agency": 5 * GIB}
-MINIMUM_QUOTA = dict(DEFAULT_QUOTA)
-MAXIMUM_QUOTA = 2**62  # sanity bound; the attribute is an LDAP INTEGER
+# The smallest quota an operator may give (REQUIREMENTS M6); the quota of a mailbox without
+# govmailQuota is the site's default for its kind (the shared facts govmail_quota_personal and
+# govmail_quota_agency, :meth:`Directory.default_quota`).
+MINIMUM_QUOTA = policy.MINIMUM_QUOTA
 
 MAILBOX_CLASSES = ["inetOrgPerson", "govmailMailbox"]
 MAILBOX_ATTRIBUTES = [
@@ -98,10 +91,6 @@ MAILBOX_ATTRIBUTES = [
 # Hashing an initial password costs about 40 ms (Argon2id, 19 MiB): a bulk import hashes on
 # several threads (argon2-cffi releases the GIL) while the directory adds the previous rows.
 HASH_WORKERS = max(2, min(8, os.cpu_count() or 2))
-
-
-class AccountError(GovmailError):
-    """An account command cannot do what was asked: unknown mailbox, wrong state, bad input."""
 
 
 @dataclass(frozen=True)
@@ -141,49 +130,23 @@ class ImportApplyError(AccountError):
 
 
 def profile_for(inventory_dir: Path | str, name: str | None = None) -> policy.PolicyProfile:
-    """``name``, else the inventory's ``govmail_policy_profile``, else the default profile.
+    """``name``, else the inventory's ``govmail_policy_profile`` (default ``quangtri-2026``).
 
-    The inventory's ``govmail_policy_overrides`` (field: value) apply to the inventory's own
-    profile, as the roles apply them; a profile named on the command line is taken as it is.
+    The inventory is read through Ansible (:class:`govmail.inventory.Site`), so the profile and
+    its ``govmail_policy_overrides`` (field: value) are those the roles apply, at whatever level
+    of the inventory they are set; a profile named on the command line is taken as it is.
+    Raises :class:`PolicyError` for an unknown profile or a bad override.
     """
-    group_vars = contract.load_group_vars(inventory_dir)
-    overrides = None
-    if not name:
-        configured = group_vars.get("govmail_policy_profile")
-        if isinstance(configured, str) and "{{" in configured:
-            raise PolicyError(
-                f"govmail_policy_profile in {inventory_dir} is a template ({configured!r}): pass --profile"
-            )
-        name = configured or policy.DEFAULT_PROFILE
-        overrides = group_vars.get("govmail_policy_overrides") or None
-        if overrides is not None and not isinstance(overrides, dict):
-            raise PolicyError(
-                f"govmail_policy_overrides in {inventory_dir} must be a mapping of field: value, "
-                f"not {type(overrides).__name__}"
-            )
-    return policy.get_profile(str(name), overrides)
-
-
-def parse_size(text: str | int) -> int:
-    """Bytes from ``500M``, ``3G``, ``1.5T``, ``3GiB`` (binary units) or a plain byte count."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        value = text
-    else:
-        match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", str(text), re.IGNORECASE)
-        if not match or (not match.group(2) and "." in match.group(1)):
-            raise AccountError(f"quota {text!r} is not a size: write it like 500M, 3G or 1T (binary units) or in bytes")
-        value = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-    if value <= 0 or value > MAXIMUM_QUOTA:
-        raise AccountError(f"quota {text!r} is out of range: give a size such as 3G")
-    return value
-
-
-def format_size(size: int) -> str:
-    """``3221225472`` -> ``3G``; sizes that are not whole units stay in bytes."""
-    for suffix, unit in (("T", TIB), ("G", GIB), ("M", MIB)):
-        if size % unit == 0:
-            return f"{size // unit}{suffix}"
-    return str(size)
+    if name:
+        return policy.get_profile(str(name))
+    site = Site(inventory_dir)
+    overrides = site.value("govmail_policy_overrides") or None
+    if overrides is not None and not isinstance(overrides, dict):
+        raise PolicyError(
+            f"govmail_policy_overrides in {inventory_dir} must be a mapping of field: value, "
+            f"not {type(overrides).__name__}"
+        )
+    return policy.get_profile(str(site.value("govmail_policy_profile") or policy.DEFAULT_PROFILE), overrides)
 
 
 def _check_quota(size: int, kind: str, text: str | int, who: str) -> int:
@@ -272,9 +235,7 @@ def _document(directory: Directory, entry: Entry, delegates: Callable[[str], lis
         "name": entry.first("cn"),
         "kind": kind,
         "agency": directory.agency_of(entry.dn),
-        "quota_bytes": int(quota)
-        if quota and quota.strip().isdigit()
-        else DEFAULT_QUOTA.get(kind, DEFAULT_QUOTA["personal"]),
+        "quota_bytes": int(quota) if quota and quota.strip().isdigit() else directory.default_quota(kind),
         "status": status.lower() if status else None,
         "last_login": _last_login(entry),
         "password_changed": iso_time(entry.first("pwdChangedTime")),
@@ -415,6 +376,7 @@ class Plan:
     family: str | None = None
     given: str | None = None
     base_address: str | None = None  # person: the address before numbering (nguyenvanlong@)
+    default_quota: int = 0  # bytes: the site's default for the kind (used when ``quota`` is None)
 
     @property
     def uid(self) -> str:
@@ -431,7 +393,7 @@ class Plan:
                 "agency": self.agency,
                 "address": self.address,
                 "dn": self.dn,
-                "quota_bytes": self.quota if self.quota is not None else DEFAULT_QUOTA[self.kind],
+                "quota_bytes": self.quota if self.quota is not None else self.default_quota,
                 "initial_password": initial_password,
             }
         )
@@ -467,6 +429,7 @@ def _plan_person(
     return Plan(
         kind="personal", name=full, agency=local, address=address, dn=f"uid={uid},{agency_dn}",
         quota=size, family=family, given=given, base_address=first,
+        default_quota=directory.default_quota("personal"),
     )  # fmt: skip
 
 
@@ -501,8 +464,9 @@ def _plan_agency(
     if quota is not None and quota != "":
         size = _check_quota(parse_size(quota), "agency", quota, address)
     return Plan(
-        kind="agency", name=full, agency=local, address=address, dn=dn, quota=size, ou_dn=None if ou_exists else ou_dn
-    )
+        kind="agency", name=full, agency=local, address=address, dn=dn, quota=size,
+        ou_dn=None if ou_exists else ou_dn, default_quota=directory.default_quota("agency"),
+    )  # fmt: skip
 
 
 def _mailbox_attributes(plan: Plan, password_hash: str, now: str) -> dict[str, Any]:
@@ -835,7 +799,7 @@ def set_quota(directory: Directory, address: str, size: str | int) -> dict[str, 
     kind = (entry.first("govmailKind") or "personal").lower()
     value = _check_quota(parse_size(size), kind if kind in KINDS else "personal", size, mail)
     current = entry.first("govmailQuota")
-    previous = int(current) if current and current.isdigit() else DEFAULT_QUOTA.get(kind, DEFAULT_QUOTA["personal"])
+    previous = int(current) if current and current.isdigit() else directory.default_quota(kind)
     if current != str(value):
         directory.modify(entry.dn, {"govmailQuota": [(ldap3.MODIFY_REPLACE, [str(value)])]})
     return {"address": mail, "dn": entry.dn, "quota_bytes": value, "previous_quota_bytes": previous}

@@ -1,6 +1,6 @@
 """The two JSON documents promised by DESIGN.md ("The lab"): status and credentials.
 
-Both are plain dictionaries built from the inventory (``group_vars/all``), the generated secrets
+Both are plain dictionaries built from the inventory (read through Ansible), the generated secrets
 and, for the host states, what the caller passes in. Nothing here talks to Docker or prints:
 ``govmail lab status|credentials`` and the appliance tests (``tests/appliance/conftest.py``,
 with ``offset=MOLECULE_PORT_OFFSET`` and Molecule's secrets) call the same functions.
@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import yaml
-
 from .errors import ContractError
+from .inventory import Site
 from .project import default_secrets_dir, find_project_dir
 
 LOCALHOST = "127.0.0.1"
@@ -41,7 +39,6 @@ SERVICE_PORTS: dict[str, int] = {
 
 HOST_STATES = ("running", "stopped", "absent")
 ACCOUNT_KINDS = ("personal", "agency")
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _UID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -65,111 +62,25 @@ def endpoints(offset: int = LAB_PORT_OFFSET, host: str = LOCALHOST) -> dict[str,
 # --- inventory data --------------------------------------------------------------------------
 
 
-class _Vaulted:
-    """Placeholder for an inline ``!vault`` value (never needed for these documents)."""
+def site_values(inventory_dir: Path | str, project_dir: Path | str | None = None) -> dict[str, str]:
+    """``domain``, ``mail_hostname`` and ``base_dn`` of the site an inventory describes.
 
-
-class _InventoryLoader(yaml.SafeLoader):
-    """Safe YAML loader that tolerates Ansible's ``!vault`` and ``!unsafe`` tags."""
-
-
-_InventoryLoader.add_constructor("!vault", lambda loader, node: _Vaulted())
-_InventoryLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
-
-
-def _group_vars_files(inventory_dir: Path) -> list[Path]:
-    group_vars = inventory_dir / "group_vars"
-    files = [group_vars / name for name in ("all.yml", "all.yaml") if (group_vars / name).is_file()]
-    all_dir = group_vars / "all"
-    if all_dir.is_dir():
-        files += sorted(p for p in all_dir.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
-    return files
-
-
-def load_group_vars(inventory_dir: Path | str) -> dict[str, Any]:
-    """Variables of ``<inventory_dir>/group_vars/all`` (files merged in name order).
-
-    Vault-encrypted files are skipped: nothing secret is read from the inventory.
+    Read through Ansible (:class:`govmail.inventory.Site`): any inventory level, vault and the
+    project's shared defaults apply as in ``ansible-playbook``. Raises :class:`ContractError`.
     """
-    inventory_dir = Path(inventory_dir)
-    files = _group_vars_files(inventory_dir)
-    if not files:
-        raise ContractError(
-            f"no group_vars/all in inventory {inventory_dir}: pass the inventory directory that "
-            "defines govmail_domain (e.g. inventories/lab)"
-        )
-    merged: dict[str, Any] = {}
-    for path in files:
-        text = path.read_text(encoding="utf-8")
-        if text.startswith("$ANSIBLE_VAULT"):
-            continue
-        try:
-            data = yaml.load(text, Loader=_InventoryLoader)
-        except yaml.YAMLError as exc:
-            raise ContractError(f"{path} is not valid YAML ({exc.__class__.__name__}): fix the file") from None
-        if data is None:
-            continue
-        if not isinstance(data, dict):
-            raise ContractError(f"{path} must be a YAML mapping of variables, not {type(data).__name__}")
-        merged.update(data)
-    return merged
-
-
-def _render(name: str, value: Any, variables: Mapping[str, Any], source: Path) -> Any:
-    """Resolve simple Jinja references between inventory variables (``mail.{{ govmail_domain }}``)."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    for _ in range(10):
-        if not (isinstance(value, str) and "{{" in value):
-            return value
-        try:
-            value = env.from_string(value).render(**variables)
-        except jinja2.TemplateError as exc:
-            raise ContractError(
-                f"{name} in {source} cannot be resolved here ({exc}): use plain values or references "
-                "to other group_vars/all variables"
-            ) from None
-    raise ContractError(f"{name} in {source} refers to itself: fix the reference")
-
-
-def _required(variables: Mapping[str, Any], name: str, inventory_dir: Path) -> Any:
-    if name not in variables or variables[name] in (None, ""):
-        raise ContractError(f"{name} is not set in {inventory_dir}/group_vars/all: add it to vars.yml")
-    return _render(name, variables[name], variables, inventory_dir / "group_vars" / "all")
-
-
-def base_dn(domain: str) -> str:
-    """LDAP base DN of a mail domain: ``quangtri.gov.vn`` -> ``dc=quangtri,dc=gov,dc=vn``."""
-    if not _DOMAIN_RE.match(domain):
-        raise ContractError(f"govmail_domain {domain!r} is not a domain name: use e.g. quangtri.gov.vn")
-    return ",".join(f"dc={label}" for label in domain.split("."))
-
-
-def site_values(inventory_dir: Path | str) -> dict[str, str]:
-    """``domain``, ``mail_hostname`` and ``base_dn`` of the site an inventory describes."""
-    inventory_dir = Path(inventory_dir)
-    variables = load_group_vars(inventory_dir)
-    domain = str(_required(variables, "govmail_domain", inventory_dir)).lower()
-    dn = base_dn(domain)
-    # A literal override of the directory's base DN wins; a templated one is the roles' own
-    # derivation from govmail_domain (Ansible filters are not available here), i.e. ``dn``.
-    for key in ("govmail_ldap_base_dn", "openldap_base_dn"):
-        value = variables.get(key)
-        if isinstance(value, str) and value and "{{" not in value:
-            dn = value
-            break
+    site = Site(inventory_dir, project_dir)
+    domain = str(site.required("govmail_domain")).lower()
     return {
         "domain": domain,
-        "mail_hostname": str(_required(variables, "govmail_mail_hostname", inventory_dir)).lower(),
-        "base_dn": dn,
+        "mail_hostname": str(site.required("govmail_mail_hostname")).lower(),
+        "base_dn": str(site.required("govmail_ldap_base_dn")),
     }
 
 
-def seed_mailboxes(inventory_dir: Path | str) -> list[dict[str, Any]]:
+def seed_mailboxes(inventory_dir: Path | str, project_dir: Path | str | None = None) -> list[dict[str, Any]]:
     """The validated ``govmail_seed_mailboxes`` list of an inventory (may be empty)."""
-    inventory_dir = Path(inventory_dir)
-    variables = load_group_vars(inventory_dir)
-    where = f"govmail_seed_mailboxes in {inventory_dir}/group_vars/all"
-    mailboxes = variables.get("govmail_seed_mailboxes") or []
+    mailboxes = Site(inventory_dir, project_dir).value("govmail_seed_mailboxes") or []
+    where = f"govmail_seed_mailboxes in {inventory_dir}"
     if not isinstance(mailboxes, list):
         raise ContractError(f"{where} must be a list of {{uid, name, kind, agency}} entries")
     seen: set[str] = set()
@@ -230,7 +141,7 @@ def status(
     """
     if inventory_dir is None:
         inventory_dir = _defaults(project_dir) / "inventories" / "lab"
-    site = site_values(inventory_dir)
+    site = site_values(inventory_dir, project_dir)
     states: dict[str, str] = {}
     for name, state in (hosts or {}).items():
         if state not in HOST_STATES:
@@ -239,6 +150,7 @@ def status(
     return {
         "domain": site["domain"],
         "mail_hostname": site["mail_hostname"],
+        "base_dn": site["base_dn"],
         "endpoints": endpoints(offset, host),
         "hosts": states,
     }
@@ -261,12 +173,12 @@ def credentials(
         secrets_dir = default_secrets_dir(root) if secrets_dir is None else secrets_dir
         inventory_dir = root / "inventories" / "lab" if inventory_dir is None else inventory_dir
     secrets_dir = Path(secrets_dir).resolve()
-    site = site_values(inventory_dir)
+    site = site_values(inventory_dir, project_dir)
     ca = secrets_dir / "pki" / "ca.crt"
     if not ca.is_file():
         raise ContractError(f"lab CA certificate {ca} does not exist yet: provision the stack first (govmail lab up)")
     accounts = []
-    for mailbox in seed_mailboxes(inventory_dir):
+    for mailbox in seed_mailboxes(inventory_dir, project_dir):
         account: dict[str, Any] = {
             "address": f"{mailbox['uid']}@{site['domain']}",
             "password": read_secret(secrets_dir, f"mailbox-{mailbox['uid']}"),

@@ -8,16 +8,16 @@ whose message names the directory's URI and the operation, never a traceback.
 Where the CLI connects (``govmail account ...``):
 
 - URI: ``$GOVMAIL_LDAP_URI``; else, for the lab inventory, ``ldaps://127.0.0.1:10636`` (the
-  lab's published LDAPS port); for any other inventory ``ldaps://<first host of the ldap
-  group in hosts.yml>:636``. ``ldaps://`` is TLS from the first byte; ``ldap://`` is accepted
-  too and then always upgraded with StartTLS before the bind (slapd refuses a password
-  without TLS anyway).
+  lab's published LDAPS port); for any other inventory ``ldaps://<ansible_host of the first
+  host of the ldap group>:636`` (the inventory as Ansible reads it). ``ldaps://`` is TLS from
+  the first byte; ``ldap://`` is accepted too and then always upgraded with StartTLS before
+  the bind (slapd refuses a password without TLS anyway).
 - TLS: the certificate must chain to the CA file and name ``govmail_mail_hostname`` (or the
   URI's host). CA file: ``$GOVMAIL_LDAP_CA_FILE``, else ``<secrets>/pki/ca.crt``.
 - Administrator: ``cn=admin,<base dn>``; password from ``$GOVMAIL_LDAP_ADMIN_PASSWORD_FILE``,
   else ``<secrets>/ldap-admin``.
-- ``<secrets>``: ``$GOVMAIL_SECRETS_DIR``; else the inventory's ``govmail_secrets_dir`` when it is
-  a plain path; else ``<project>/.lab/secrets``.
+- ``<secrets>``: ``$GOVMAIL_SECRETS_DIR``; else the inventory's ``govmail_secrets_dir`` (templated
+  by Ansible); else ``<project>/.lab/secrets``.
 """
 
 from __future__ import annotations
@@ -34,13 +34,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import ldap3
-import yaml
 from ldap3.core.exceptions import LDAPException, LDAPSocketOpenError, LDAPStartTLSError
 from ldap3.utils.conv import escape_filter_chars
 
-from . import contract
-from .errors import GovmailError
-from .project import default_secrets_dir, find_project_dir
+from . import contract, policy
+from .errors import (
+    DirectoryError,
+    DirectoryUnavailableError,
+    EntryExistsError,
+    InvalidCredentialsError,
+    NoSuchEntryError,
+)
+from .inventory import Site
+from .project import SECRETS_ENV_VAR, default_secrets_dir, find_project_dir
+from .sizes import parse_size
 
 URI_ENV = "GOVMAIL_LDAP_URI"
 ADMIN_PASSWORD_FILE_ENV = "GOVMAIL_LDAP_ADMIN_PASSWORD_FILE"
@@ -64,31 +71,6 @@ ENTRY_ALREADY_EXISTS = 68
 _GENERALIZED_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:[.,]\d+)?(Z|[+-]\d{2}(?:\d{2})?)?$")
 
 
-class DirectoryError(GovmailError):
-    """The directory cannot be reached, or refused or failed an operation."""
-
-    def __init__(self, message: str, code: int | None = None, detail: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code  # LDAP result code, when the server answered
-        self.detail = detail  # the server's own words (description: message)
-
-
-class DirectoryUnavailableError(DirectoryError):
-    """No connection: refused, timed out, TLS not trusted, or lost during an operation."""
-
-
-class EntryExistsError(DirectoryError):
-    """An entry with this DN already exists."""
-
-
-class NoSuchEntryError(DirectoryError):
-    """The entry (or its parent) does not exist."""
-
-
-class InvalidCredentialsError(DirectoryError):
-    """A bind was refused: wrong password, no password, or (ppolicy) a locked account."""
-
-
 # --- where the directory is -------------------------------------------------------------------
 
 
@@ -103,47 +85,13 @@ class Settings:
     ca_file: Path
     admin_dn: str
     admin_password: str = field(repr=False)
+    # Bytes per mailbox kind for entries without govmailQuota: the shared facts
+    # govmail_quota_personal and govmail_quota_agency (roles/govmail/defaults/main.yml).
+    default_quota: Mapping[str, int] = field(default_factory=lambda: dict(policy.MINIMUM_QUOTA))
 
 
 def _lab_inventory(inventory_dir: Path, project_dir: Path) -> bool:
     return inventory_dir.resolve() == (project_dir / "inventories" / "lab").resolve()
-
-
-def _first_ldap_host(inventory_dir: Path) -> str | None:
-    """First host of the ``ldap`` group in ``hosts.yml`` (the directory, as the roles find it)."""
-    for name in ("hosts.yml", "hosts.yaml"):
-        path = inventory_dir / name
-        if not path.is_file():
-            continue
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError:
-            return None
-
-        def find(group: Any) -> str | None:
-            if not isinstance(group, Mapping):
-                return None
-            children = group.get("children") or {}
-            if isinstance(children, Mapping):
-                for child_name, child in children.items():
-                    if child_name == "ldap" and isinstance(child, Mapping) and child.get("hosts"):
-                        return str(next(iter(child["hosts"])))
-                    found = find(child)
-                    if found:
-                        return found
-            return None
-
-        return find(data.get("all") if isinstance(data, Mapping) else None)
-    return None
-
-
-def _secrets_dir(inventory_dir: Path, project_dir: Path, environ: Mapping[str, str]) -> Path:
-    if environ.get("GOVMAIL_SECRETS_DIR"):
-        return default_secrets_dir(project_dir, dict(environ))
-    configured = contract.load_group_vars(inventory_dir).get("govmail_secrets_dir")
-    if isinstance(configured, str) and configured.strip() and "{{" not in configured:
-        return Path(configured.strip()).expanduser()
-    return default_secrets_dir(project_dir, dict(environ))
 
 
 def settings(
@@ -151,26 +99,38 @@ def settings(
     *,
     project_dir: Path | str | None = None,
     environ: Mapping[str, str] | None = None,
+    site: Site | None = None,
 ) -> Settings:
-    """How to reach the directory of the site ``inventory_dir`` describes (see module docstring)."""
+    """How to reach the directory of the site ``inventory_dir`` describes (see module docstring).
+
+    The inventory is read through Ansible (:class:`govmail.inventory.Site`; pass ``site`` to reuse
+    one already loaded). Raises :class:`DirectoryError` (or ``InventoryError``) with one line.
+    """
     env = os.environ if environ is None else environ
     project = Path(project_dir) if project_dir is not None else find_project_dir(environ=dict(env))
     inventory = Path(inventory_dir)
-    site = contract.site_values(inventory)
+    site = site or Site(inventory, project)
+    domain = str(site.required("govmail_domain")).lower()
+    base_dn = str(site.required("govmail_ldap_base_dn"))
+    mail_hostname = str(site.required("govmail_mail_hostname")).lower()
     uri = env.get(URI_ENV, "").strip()
     if not uri:
         if _lab_inventory(inventory, project):
             uri = f"ldaps://{contract.LOCALHOST}:{contract.published_port('ldaps')}"
         else:
-            host = _first_ldap_host(inventory)
-            if host is None:
+            if not site.hosts("ldap"):
                 raise DirectoryError(
                     f"inventory {inventory} has no host in an `ldap` group: add one to hosts.yml or set "
                     f"{URI_ENV}=ldaps://<directory host>:636"
                 )
+            name = site.first_host("ldap")
+            host = str(site.host_value(name, "ansible_host") or name)
             uri = f"ldaps://{host}:{LDAPS_PORT}"
     host = _parse_uri(uri)[1]
-    secrets = _secrets_dir(inventory, project, env)
+    if env.get(SECRETS_ENV_VAR):
+        secrets = default_secrets_dir(project, dict(env))
+    else:
+        secrets = Path(str(site.value("govmail_secrets_dir") or default_secrets_dir(project, dict(env)))).expanduser()
     ca_file = Path(env.get(CA_FILE_ENV) or secrets / "pki" / "ca.crt").expanduser()
     if not ca_file.is_file():
         raise DirectoryError(
@@ -183,15 +143,17 @@ def settings(
         password = contract.read_secret(path.parent, path.name)
     else:
         password = contract.read_secret(secrets, "ldap-admin")
-    names = tuple(dict.fromkeys(name for name in (site["mail_hostname"], host) if name))
+    names = tuple(dict.fromkeys(name for name in (mail_hostname, host) if name))
+    default_quota = {kind: parse_size(site.required(f"govmail_quota_{kind}")) for kind in policy.MINIMUM_QUOTA}
     return Settings(
         uri=uri,
-        domain=site["domain"],
-        base_dn=site["base_dn"],
+        domain=domain,
+        base_dn=base_dn,
         tls_names=names,
         ca_file=ca_file.resolve(),
-        admin_dn=f"cn=admin,{site['base_dn']}",
+        admin_dn=f"cn=admin,{base_dn}",
         admin_password=password,
+        default_quota=default_quota,
     )
 
 
@@ -304,11 +266,28 @@ class Directory:
     connection (tests use ldap3's ``MOCK_SYNC`` strategy). Use it as a context manager.
     """
 
-    def __init__(self, connection: ldap3.Connection, *, domain: str, base_dn: str, uri: str) -> None:
+    def __init__(
+        self,
+        connection: ldap3.Connection,
+        *,
+        domain: str,
+        base_dn: str,
+        uri: str,
+        default_quota: Mapping[str, int] | None = None,
+    ) -> None:
         self.connection = connection
         self.domain = domain
         self.base_dn = base_dn
         self.uri = uri
+        self._default_quota = dict(default_quota or policy.MINIMUM_QUOTA)
+
+    def default_quota(self, kind: str) -> int:
+        """Bytes of quota a mailbox of ``kind`` (personal|agency) has without govmailQuota.
+
+        The site's shared facts govmail_quota_personal/_agency, as Dovecot enforces them; an
+        unknown kind counts as personal.
+        """
+        return self._default_quota.get(kind, self._default_quota["personal"])
 
     @classmethod
     def open(cls, settings: Settings) -> Directory:
@@ -320,7 +299,13 @@ class Directory:
             raise_exceptions=False,
             receive_timeout=RECEIVE_TIMEOUT,
         )
-        directory = cls(connection, domain=settings.domain, base_dn=settings.base_dn, uri=settings.uri)
+        directory = cls(
+            connection,
+            domain=settings.domain,
+            base_dn=settings.base_dn,
+            uri=settings.uri,
+            default_quota=settings.default_quota,
+        )
         directory._bind(connection, settings.admin_dn, what="the administrator")
         return directory
 

@@ -1,7 +1,8 @@
 """Exceptions of the govmail package.
 
 Every message names the input that was wrong and what to do about it; the CLI prints it as one
-line (``govmail: <message>``) and exits non-zero, never with a traceback.
+line (``govmail: <message>``) and exits non-zero, never with a traceback. All of the package's
+domain exceptions live here (the modules that raise them re-export their own by name).
 """
 
 from __future__ import annotations
@@ -33,3 +34,56 @@ class PlaybookError(GovmailError):
     def __init__(self, message: str, log_path: str | None = None) -> None:
         super().__init__(message)
         self.log_path = log_path
+
+
+class PolicyError(GovmailError):
+    """A policy profile name or one of its overrides (from the inventory) is unknown or invalid."""
+
+
+class NamingError(GovmailError):
+    """A person's name, an agency abbreviation or a domain cannot make a valid mail address."""
+
+
+class PasswordError(GovmailError):
+    """A password breaks the profile's policy, or a stored password hash cannot be read."""
+
+
+class AccountError(GovmailError):
+    """An account command cannot do what was asked: unknown mailbox, wrong state, bad input."""
+
+
+class DirectoryError(GovmailError):
+    """The directory cannot be reached, or refused or failed an operation."""
+
+    def __init__(self, message: str, code: int | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code  # LDAP result code, when the server answered
+        self.detail = detail  # the server's own words (description: message)
+
+
+class DirectoryUnavailableError(DirectoryError):
+    """No connection: refused, timed out, TLS not trusted, or lost during an operation."""
+
+
+class EntryExistsError(DirectoryError):
+    """An entry with this DN already exists."""
+
+
+class NoSuchEntryError(DirectoryError):
+    """The entry (or its parent) does not exist."""
+
+
+class InvalidCredentialsError(DirectoryError):
+    """A bind was refused: wrong password, no password, or (ppolicy) a locked account."""
+
+
+class InventoryError(ContractError):
+    """The inventory cannot be read by Ansible, or lacks or misdefines a variable the CLI needs."""
+
+
+class LifecycleError(GovmailError):
+    """The lifecycle run cannot start (configuration, directory) or one of its actions failed."""
+
+
+class RemoteError(GovmailError):
+    """The directory host cannot be found in the inventory or reached."""

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from . import policy
-from .errors import GovmailError
+from .errors import GovmailError, LifecycleError
 
 CONFIG_FILE = "/etc/govmail/lifecycle.json"
 # ppolicy's value for "locked by an administrator until unlocked" (govmail.accounts uses it too;
@@ -72,10 +72,6 @@ ATTRIBUTES = [
     "pwdAccountLockedTime",
     "createTimestamp",
 ]
-
-
-class LifecycleError(GovmailError):
-    """The lifecycle run cannot start (configuration, directory) or one of its actions failed."""
 
 
 # --- dates -----------------------------------------------------------------------------------

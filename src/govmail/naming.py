@@ -40,7 +40,7 @@ import re
 import unicodedata
 from collections.abc import Collection
 
-from .account_errors import NamingError
+from .errors import NamingError
 from .policy import PolicyProfile
 
 LOCAL_PART_MAX = 64
@@ -256,3 +256,15 @@ def agency_address(abbreviation: str, domain: str, parent: str | None = None) ->
     if parent is not None:
         local = f"{local}.{normalise_abbreviation(parent, 'parent abbreviation')}"
     return _address(local, domain, abbreviation)
+
+
+def base_dn(domain: str) -> str:
+    """The directory suffix of a mail domain, one ``dc`` per label (RFC 2247).
+
+    ``quangtri.gov.vn`` -> ``dc=quangtri,dc=gov,dc=vn``. The roles derive the shared fact
+    ``govmail_ldap_base_dn`` with this (the ``govmail_base_dn`` filter); a site may set another.
+    Raises :class:`NamingError` when ``domain`` is not a lower-case domain name.
+    """
+    if not isinstance(domain, str) or not _DOMAIN.match(domain):
+        raise NamingError(f"govmail_domain {domain!r} is not a domain name: use e.g. quangtri.gov.vn")
+    return ",".join(f"dc={label}" for label in domain.split("."))

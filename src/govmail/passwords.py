@@ -28,7 +28,7 @@ import string
 from passlib.exc import MissingBackendError
 from passlib.hash import argon2 as _argon2
 
-from .account_errors import PasswordError
+from .errors import PasswordError
 from .policy import PASSWORD_MAX_LENGTH, PROFILES, SPECIAL_CHARACTERS, PolicyProfile
 
 SCHEME = "{ARGON2}"

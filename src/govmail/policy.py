@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from .account_errors import PolicyError
+from .errors import PolicyError
 
 DEFAULT_PROFILE = "quangtri-2026"
 
@@ -52,6 +52,11 @@ SPECIAL_CHARACTERS = string.punctuation
 PASSWORD_MAX_LENGTH = 128
 
 DELETION_GRACE_UNITS = ("days", "working-days")
+
+# The smallest quota per mailbox kind, in bytes (REQUIREMENTS M6, QT §9.1: at least 2 GB per
+# person, 5 GB per agency mailbox; binary units, so a little above). The site's defaults
+# (govmail_quota_personal, govmail_quota_agency in roles/govmail/defaults/main.yml) may be higher.
+MINIMUM_QUOTA = {"personal": 2 * 1024**3, "agency": 5 * 1024**3}
 
 
 @dataclass(frozen=True)

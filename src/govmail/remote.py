@@ -6,10 +6,11 @@ need the host itself, not only its LDAP port. Which host and how:
 
 - ``$GOVMAIL_DIRECTORY_CONTAINER``: ``docker exec`` into that container (the appliance tests
   point it at Molecule's host);
-- else the first host of the inventory's ``ldap`` group in ``hosts.yml``: with
+- else the first host of the inventory's ``ldap`` group, as Ansible reads the inventory: with
   ``ansible_connection: community.docker.docker`` (the lab) ``docker exec`` into its
-  ``ansible_host``; otherwise ``ssh`` to ``ansible_user@ansible_host`` (``ansible_port``), the
-  way Ansible reaches it, with ``sudo`` when the user is not root.
+  ``ansible_host``; otherwise ``ssh`` to ``ansible_user@ansible_host`` with the port, key and ssh
+  arguments Ansible would use, through ``sudo`` when the user is not the become user (root), as
+  the playbooks' ``become: true`` does.
 """
 
 from __future__ import annotations
@@ -23,17 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .errors import GovmailError
+from .errors import GovmailError, RemoteError
+from .inventory import Site
 
 CONTAINER_ENV = "GOVMAIL_DIRECTORY_CONTAINER"
 DOCKER_CONNECTIONS = ("community.docker.docker", "docker")
 TIMEOUT = 1800
-
-
-class RemoteError(GovmailError):
-    """The directory host cannot be found in the inventory or reached."""
 
 
 @dataclass(frozen=True)
@@ -68,62 +64,57 @@ class Runner:
         return Completed(completed.returncode, completed.stdout, completed.stderr)
 
 
-def _hosts_file(inventory_dir: Path) -> dict[str, Any]:
-    for name in ("hosts.yml", "hosts.yaml"):
-        path = inventory_dir / name
-        if path.is_file():
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except yaml.YAMLError as exc:
-                raise RemoteError(f"{path} is not valid YAML: {exc}") from None
-            return data if isinstance(data, dict) else {}
-    raise RemoteError(f"inventory {inventory_dir} has no hosts.yml: the directory host cannot be found")
+def _words(value: Any) -> list[str]:
+    """An inventory's ssh argument string (``ansible_ssh_common_args``) as argv words."""
+    return shlex.split(str(value)) if value else []
 
 
-def _host_vars(group: Mapping[str, Any], name: str) -> dict[str, Any] | None:
-    hosts = group.get("hosts") or {}
-    if isinstance(hosts, Mapping) and name in hosts:
-        return dict(hosts[name] or {})
-    for child in (group.get("children") or {}).values():
-        if isinstance(child, Mapping):
-            found = _host_vars(child, name)
-            if found is not None:
-                return found
-    return None
+def directory_host(
+    inventory_dir: Path | str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    site: Site | None = None,
+) -> Runner:
+    """The runner for the directory host of the site ``inventory_dir`` (see module docstring).
 
-
-def _first_in_group(group: Mapping[str, Any], wanted: str) -> str | None:
-    for child_name, child in (group.get("children") or {}).items():
-        if not isinstance(child, Mapping):
-            continue
-        if child_name == wanted and child.get("hosts"):
-            return str(next(iter(child["hosts"])))
-        found = _first_in_group(child, wanted)
-        if found:
-            return found
-    return None
-
-
-def directory_host(inventory_dir: Path | str, environ: Mapping[str, str] | None = None) -> Runner:
-    """The runner for the directory host of the site ``inventory_dir`` (see module docstring)."""
+    The host and its connection variables come from the inventory as Ansible reads it (any
+    level: ``all.vars``, ``group_vars``, ``host_vars``): ``ansible_connection``, ``ansible_host``,
+    ``ansible_user``, ``ansible_port``, ``ansible_ssh_private_key_file``,
+    ``ansible_ssh_common_args``/``ansible_ssh_extra_args``, and ``ansible_become_user`` /
+    ``ansible_become_method`` (the playbooks run with ``become: true``, so a user other than root
+    always goes through sudo, as Ansible would). Raises :class:`RemoteError` (one line).
+    """
     env = os.environ if environ is None else environ
     container = env.get(CONTAINER_ENV, "").strip()
     if container:
         return Runner(container, ("docker", "exec", "-i", container), f"container {container} ({CONTAINER_ENV})")
-    inventory = Path(inventory_dir)
-    top = _hosts_file(inventory).get("all") or {}
-    name = _first_in_group(top, "ldap")
-    if name is None:
-        raise RemoteError(f"inventory {inventory} has no host in an `ldap` group: add one to hosts.yml")
-    variables = _host_vars(top, name) or {}
-    address = str(variables.get("ansible_host") or name)
-    if str(variables.get("ansible_connection", "")) in DOCKER_CONNECTIONS:
+    try:
+        site = site or Site(inventory_dir)
+        name = site.first_host("ldap")
+    except GovmailError as exc:
+        raise RemoteError(str(exc)) from None
+
+    def var(key: str, default: Any = None) -> Any:
+        return site.host_value(name, key, default)
+
+    address = str(var("ansible_host") or name)
+    if str(var("ansible_connection") or "") in DOCKER_CONNECTIONS:
         return Runner(name, ("docker", "exec", "-i", address), f"{name} (container {address})")
-    user = str(variables.get("ansible_user") or "root")
+    user = str(var("ansible_user") or "root")
     ssh = ["ssh", "-o", "BatchMode=yes"]
-    if variables.get("ansible_port"):
-        ssh += ["-p", str(variables["ansible_port"])]
+    if var("ansible_port"):
+        ssh += ["-p", str(var("ansible_port"))]
+    if var("ansible_ssh_private_key_file"):
+        ssh += ["-i", str(var("ansible_ssh_private_key_file"))]
+    ssh += _words(var("ansible_ssh_common_args")) + _words(var("ansible_ssh_extra_args"))
     ssh.append(f"{user}@{address}")
-    if user != "root":
-        ssh += ["sudo", "-n"]
+    become_user = str(var("ansible_become_user") or "root")
+    if user != become_user:
+        method = str(var("ansible_become_method") or "sudo")
+        if method != "sudo":
+            raise RemoteError(
+                f"{name} uses ansible_become_method {method!r}: govmail reaches hosts with sudo only; "
+                "set ansible_become_method: sudo for it"
+            )
+        ssh += ["sudo", "-n", "-u", become_user, "--"]
     return Runner(name, tuple(ssh), f"{name} (ssh {user}@{address})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -37,6 +38,8 @@ govmail_seed_mailboxes:
     agency: sokhcn
 """
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+
 SECRETS = {
     "ldap-admin": "Adm1n!secret-value",
     "mailbox-sokhcn": "Agency#Pass-1234",
@@ -56,7 +59,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project checkout with the lab inventory and a provisioned lab's secrets."""
     root = tmp_path / "checkout"
     write(root / "playbooks" / "site.yml", "---\n- name: Nothing\n  hosts: all\n  tasks: []\n")
-    write(root / "ansible.cfg", "[defaults]\n")
+    # The real shared defaults and plugins: the CLI reads inventories through Ansible with them.
+    for part in ("ansible.cfg", "plugins", "roles/govmail"):
+        source = REPOSITORY / part
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / part)
     inventory = root / "inventories" / "lab"
     write(inventory / "hosts.yml", "all:\n  hosts:\n    mail1:\n    backup1:\n")
     write(inventory / "group_vars" / "all" / "vars.yml", VARS_YML)

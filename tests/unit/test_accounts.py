@@ -11,9 +11,9 @@ from ldap3.extend import StandardExtendedOperations
 from typer.testing import CliRunner
 
 from govmail import accounts, cli, passwords, policy
-from govmail.account_errors import NamingError, PasswordError
 from govmail.accounts import AccountError, ImportApplyError, ImportRowsError
 from govmail.directory import Directory, DirectoryError
+from govmail.errors import NamingError, PasswordError
 
 BASE = "dc=quangtri,dc=gov,dc=vn"
 AGENCIES = f"ou=agencies,{BASE}"
@@ -41,9 +41,8 @@ def _mailbox(uid: str, name: str, kind: str = "personal", **extra):
     return attributes
 
 
-@pytest.fixture
-def directory() -> Directory:
-    """The lab's seeded directory: agency sokhcn, its mailbox and three people."""
+def seeded_directory(default_quota=None) -> Directory:
+    """The lab's seeded directory: agency sokhcn, its mailbox and three people (MOCK_SYNC)."""
     server = ldap3.Server("mock-ldap", get_info=ldap3.NONE)
     connection = ldap3.Connection(
         server, user=ADMIN, password="Admin#Pass-123", client_strategy=ldap3.MOCK_SYNC, raise_exceptions=False
@@ -60,7 +59,13 @@ def directory() -> Directory:
     )
     add(f"uid=tranthithuhuong,{SOKHCN}", _mailbox("tranthithuhuong", "Trần Thị Thu Hương", givenName="Hương"))
     assert connection.bind()
-    return Directory(connection, domain=DOMAIN, base_dn=BASE, uri="ldaps://mock:636")
+    return Directory(connection, domain=DOMAIN, base_dn=BASE, uri="ldaps://mock:636", default_quota=default_quota)
+
+
+@pytest.fixture
+def directory() -> Directory:
+    """The lab's seeded directory with the regulation's default quotas."""
+    return seeded_directory()
 
 
 def entry(directory: Directory, dn: str) -> dict[str, list[str]]:
@@ -425,21 +430,22 @@ def test_unlock_calls_off_a_pending_deletion(directory):
     assert "govmaildeletionnotice" not in entry(directory, dn)
 
 
-def test_profile_for_applies_the_inventorys_overrides(tmp_path):
-    (tmp_path / "group_vars" / "all").mkdir(parents=True)
-    (tmp_path / "group_vars" / "all" / "vars.yml").write_text(
-        "govmail_policy_profile: ninhbinh-2020\ngovmail_policy_overrides:\n  inactivity_lock_days: 120\n"
+def test_profile_for_applies_the_inventorys_overrides(project: Path, write_file):
+    inventory = project / "inventories" / "lab"
+    write_file(
+        inventory / "group_vars" / "all" / "policy.yml",
+        "govmail_policy_profile: ninhbinh-2020\ngovmail_policy_overrides:\n  inactivity_lock_days: 120\n",
     )
-    profile = accounts.profile_for(tmp_path)
+    profile = accounts.profile_for(inventory)
     assert profile.name == "ninhbinh-2020" and profile.inactivity_lock_days == 120
-    assert accounts.profile_for(tmp_path, "laichau-2019").inactivity_lock_days == 180
+    assert accounts.profile_for(inventory, "laichau-2019").inactivity_lock_days == 180
 
 
-def test_profile_for_refuses_overrides_that_are_not_a_mapping(tmp_path):
-    (tmp_path / "group_vars" / "all").mkdir(parents=True)
-    (tmp_path / "group_vars" / "all" / "vars.yml").write_text("govmail_policy_overrides: [1, 2]\n")
+def test_profile_for_refuses_overrides_that_are_not_a_mapping(project: Path, write_file):
+    inventory = project / "inventories" / "lab"
+    write_file(inventory / "group_vars" / "all" / "policy.yml", "govmail_policy_overrides: [1, 2]\n")
     with pytest.raises(policy.PolicyError, match="govmail_policy_overrides"):
-        accounts.profile_for(tmp_path)
+        accounts.profile_for(inventory)
 
 
 def test_handover_refuses_a_clerk_who_is_not_active(directory):

@@ -7,7 +7,7 @@ import unicodedata
 import pytest
 
 from govmail import naming
-from govmail.account_errors import NamingError
+from govmail.errors import NamingError
 from govmail.policy import get_profile
 
 QT = get_profile("quangtri-2026")
@@ -344,3 +344,17 @@ def test_refused_abbreviation_message_suggests_the_joined_form():
 def test_bad_parent_abbreviation_is_refused():
     with pytest.raises(NamingError, match="parent abbreviation 'so-khcn'"):
         naming.agency_address("vp", DOMAIN, parent="so-khcn")
+
+
+@pytest.mark.parametrize(
+    ("domain", "dn"),
+    [("quangtri.gov.vn", "dc=quangtri,dc=gov,dc=vn"), ("example.org", "dc=example,dc=org")],
+    ids=["quangtri", "example"],
+)
+def test_base_dn_has_one_dc_per_domain_label(domain, dn):
+    assert naming.base_dn(domain) == dn
+
+
+def test_an_invalid_domain_is_refused_with_an_example():
+    with pytest.raises(NamingError, match=r"'not a domain' is not a domain name: use e.g. quangtri.gov.vn"):
+        naming.base_dn("not a domain")

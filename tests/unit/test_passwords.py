@@ -8,7 +8,7 @@ import pytest
 from argon2.low_level import Type, verify_secret
 
 from govmail import passwords
-from govmail.account_errors import PasswordError
+from govmail.errors import PasswordError
 from govmail.policy import PROFILES, get_profile
 
 QT = get_profile("quangtri-2026")

@@ -9,8 +9,7 @@ from datetime import date
 import pytest
 
 from govmail import policy
-from govmail.account_errors import PolicyError
-from govmail.errors import GovmailError
+from govmail.errors import GovmailError, PolicyError
 
 # Profile -> the numbers REQUIREMENTS.md (P1, P3, P7, M3, M4) takes from its regulation.
 EXPECTED = {

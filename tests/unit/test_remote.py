@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -43,17 +44,92 @@ all:
             ldap1.dc.example: {ansible_host: 10.0.0.5, ansible_user: ops, ansible_port: 2222}
 """)  # fmt: skip
     runner = remote.directory_host(path, {})
-    assert runner.prefix == ("ssh", "-o", "BatchMode=yes", "-p", "2222", "ops@10.0.0.5", "sudo", "-n")
+    assert runner.prefix == (
+        "ssh", "-o", "BatchMode=yes", "-p", "2222", "ops@10.0.0.5", "sudo", "-n", "-u", "root", "--",
+    )  # fmt: skip
+
+
+HOSTS_WITH_ALL_VARS = """
+all:
+  vars: {ansible_user: deploy}
+  hosts:
+    dir1: {ansible_host: 10.0.0.7}
+  children:
+    ldap: {hosts: {dir1: }}
+"""
+HOSTS_PLAIN = "all:\n  hosts:\n    dir1: {ansible_host: 10.0.0.7}\n  children:\n    ldap: {hosts: {dir1: }}\n"
+
+
+@pytest.mark.parametrize(
+    ("hosts", "files"),
+    [
+        (HOSTS_WITH_ALL_VARS, {}),
+        (HOSTS_PLAIN, {"group_vars/all/connection.yml": "ansible_user: deploy\n"}),
+        (HOSTS_PLAIN, {"group_vars/ldap.yml": "ansible_user: deploy\n"}),
+        (HOSTS_PLAIN, {"host_vars/dir1.yml": "ansible_user: deploy\n"}),
+        (
+            HOSTS_PLAIN,
+            {"group_vars/all.yml": "ansible_user: root\n", "host_vars/dir1/ssh.yml": "ansible_user: deploy\n"},
+        ),
+    ],
+    ids=["all.vars", "group_vars-all", "group_vars-ldap", "host_vars", "host-beats-all"],
+)
+def test_the_connection_user_is_the_one_ansible_uses_at_any_inventory_level(tmp_path, hosts, files):
+    """As in ansible-playbook (the playbooks run with become: true): deploy@host, then sudo to root."""
+    path = inventory(tmp_path, hosts)
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    runner = remote.directory_host(path, {})
+    assert runner.prefix == ("ssh", "-o", "BatchMode=yes", "deploy@10.0.0.7", "sudo", "-n", "-u", "root", "--")
+
+
+def test_ssh_arguments_key_and_become_user_come_from_the_inventory(tmp_path):
+    path = inventory(tmp_path, HOSTS_PLAIN)
+    (path / "group_vars").mkdir()
+    (path / "group_vars" / "ldap.yml").write_text(
+        "ansible_user: ops\nansible_port: 2200\nansible_ssh_private_key_file: /keys/ops\n"
+        "ansible_ssh_common_args: '-o ProxyJump=bastion.dc.example'\nansible_become_user: govmail\n"
+    )
+    runner = remote.directory_host(path, {})
+    assert runner.prefix == (
+        "ssh", "-o", "BatchMode=yes", "-p", "2200", "-i", "/keys/ops", "-o", "ProxyJump=bastion.dc.example",
+        "ops@10.0.0.7", "sudo", "-n", "-u", "govmail", "--",
+    )  # fmt: skip
+
+
+def test_root_needs_no_sudo(tmp_path):
+    path = inventory(
+        tmp_path, HOSTS_PLAIN.replace("{ansible_host: 10.0.0.7}", "{ansible_host: 10.0.0.7, ansible_user: root}")
+    )
+    assert remote.directory_host(path, {}).prefix == ("ssh", "-o", "BatchMode=yes", "root@10.0.0.7")
+
+
+def test_a_become_method_other_than_sudo_is_refused_with_what_to_do(tmp_path):
+    path = inventory(
+        tmp_path, HOSTS_WITH_ALL_VARS.replace("ansible_user: deploy", "ansible_user: deploy, ansible_become_method: su")
+    )
+    with pytest.raises(RemoteError, match=r"ansible_become_method 'su'.*set ansible_become_method: sudo"):
+        remote.directory_host(path, {})
+
+
+def test_the_example_inventory_is_reached_as_deploy_through_sudo():
+    """inventories/example sets ansible_user: deploy under all.vars (it was reached as root before)."""
+    repository = Path(__file__).resolve().parents[2]
+    runner = remote.directory_host(repository / "inventories" / "example", {})
+    assert runner.prefix == (
+        "ssh", "-o", "BatchMode=yes", "deploy@mail1.dc.quangtri.gov.vn", "sudo", "-n", "-u", "root", "--",
+    )  # fmt: skip
 
 
 def test_no_ldap_group_is_one_error_naming_the_inventory(tmp_path):
     path = inventory(tmp_path, "all:\n  hosts:\n    mail1:\n")
-    with pytest.raises(RemoteError, match="no host in an `ldap` group"):
+    with pytest.raises(RemoteError, match="has no host in the `ldap` group"):
         remote.directory_host(path, {})
 
 
 def test_no_hosts_file(tmp_path):
-    with pytest.raises(RemoteError, match=r"no hosts\.yml"):
+    with pytest.raises(RemoteError, match=r"has no hosts: add them to hosts\.yml"):
         remote.directory_host(tmp_path, {})
 
 

@@ -1,0 +1,52 @@
+"""Filter plugins: the project's rules, from the govmail package, for the roles.
+
+    govmail_ldap_base_dn: "{{ govmail_domain | govmail_base_dn }}"
+    govmail_policy: "{{ govmail_policy_profile | govmail_policy(govmail_policy_overrides) }}"
+
+The regulation profiles live once, in :mod:`govmail.policy`; the roles read their numbers through
+``govmail_policy`` instead of keeping a second table in YAML (issue 9, DESIGN.md "One fact in one
+place"). Ansible runs these on the controller, where the govmail package is installed
+(``scripts/setup.sh``); from a bare checkout the package is imported from ``src/``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from govmail import naming, policy
+    from govmail.errors import GovmailError
+except ImportError:  # ansible-playbook from a Python without the package: use the checkout's
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+    from govmail import naming, policy
+    from govmail.errors import GovmailError
+
+
+def govmail_base_dn(domain: str) -> str:
+    """``quangtri.gov.vn`` -> ``dc=quangtri,dc=gov,dc=vn`` (one ``dc`` per label)."""
+    try:
+        return naming.base_dn(str(domain))
+    except GovmailError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def govmail_policy(name: str, overrides: dict | None = None) -> dict:
+    """The policy profile ``name`` with ``overrides`` applied, as a dict of its fields.
+
+    Raises AnsibleFilterError (with govmail.policy's one-line message) for an unknown profile or a
+    bad override, so a converge stops before anything is configured.
+    """
+    try:
+        return policy.get_profile(str(name), overrides or None).as_dict()
+    except GovmailError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+class FilterModule:
+    """govmail_base_dn, govmail_policy."""
+
+    def filters(self) -> dict:
+        return {"govmail_base_dn": govmail_base_dn, "govmail_policy": govmail_policy}
