@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from shlex import quote
 
 import setup
 from lib import (
@@ -97,27 +98,30 @@ def sink_rate(addresses, count, sessions, size, sender) -> float:
     return count / seconds
 
 
-SAVED_TRANSPORT = "/root/.govmail-bench-virtual-transport"
+# roles/postfix's transport_maps file: the trial route goes there (main.cf is never edited) and
+# the next converge rewrites the file with the inventory's routes only.
+TRANSPORT_FILE = "/etc/postfix/transport"
+TRIAL_MARK = "# govmail bench trial route"
 
 
 def restore_transport() -> None:
-    """Put back Postfix's virtual_transport if an interrupted run left the null LMTP in place."""
+    """Take the trial route out of the transport file if an interrupted run left it there."""
     sh(
-        f"if [ -s {SAVED_TRANSPORT} ]; then postconf -e virtual_transport=$(cat {SAVED_TRANSPORT}) && "
-        f"postfix reload >/dev/null 2>&1; rm -f {SAVED_TRANSPORT}; postqueue -f; fi",
+        f"if grep -q {quote(TRIAL_MARK)} {TRANSPORT_FILE}; then sed -i '/{TRIAL_MARK}/,+1d' {TRANSPORT_FILE} && "
+        "postfix reload >/dev/null 2>&1; postqueue -f; fi",
         check=False,
     )
 
 
 def null_lmtp_rate(addresses, count, sessions, size, sender) -> float:
     restore_transport()
-    transport = sh("postconf -h virtual_transport").strip()
-    sh(f"echo {transport} > {SAVED_TRANSPORT}")
+    domain = addresses[0].rpartition("@")[2]
     sh(
         "pkill -x smtp-sink; cd /var/spool/postfix && "
         "(smtp-sink -u postfix -L unix:private/null-lmtp 512 >/dev/null 2>&1 &); "
         "sleep 0.5; chmod 666 /var/spool/postfix/private/null-lmtp; "
-        f"postconf -e virtual_transport=lmtp:unix:{NULL_SOCKET} && postfix reload >/dev/null 2>&1; sleep 1",
+        f"printf '%s\\n%s\\n' {quote(TRIAL_MARK)} {quote(f'{domain} lmtp:unix:{NULL_SOCKET}')} >> {TRANSPORT_FILE} && "
+        "postfix reload >/dev/null 2>&1; sleep 1",
         check=False,
     )
     try:

@@ -43,30 +43,21 @@ def sh(script: str, *, check: bool = True, timeout: int = 1800, stdin: str | Non
     return completed.stdout
 
 
-DROP_IN_DIR = "/etc/dovecot/govmail-bench.d"
-_INCLUDE = f"!include_try {DROP_IN_DIR}/*.conf"
+# roles/dovecot includes every file of this directory last and removes at each converge the ones
+# the inventory does not declare: a trial's settings never outlive the next `make up`.
+DROP_IN_DIR = "/etc/dovecot/govmail.d"
 
 
 def dovecot_drop_in(name: str, text: str | None) -> None:
-    """Put (``text``) or take away (``None``) a settings file of a benchmark's own in Dovecot; reload.
+    """Put (``text``) or take away (``None``) a benchmark's settings as a Dovecot drop-in; reload.
 
-    dovecot.conf gains one ``!include_try`` line while any drop-in is there and loses it with the
-    last one, so the file is again exactly what the role wrote (a converge in between is harmless).
+    dovecot.conf itself is never edited (the role's ``!include_try`` takes the drop-in).
     """
-    conf = "/etc/dovecot/dovecot.conf"
+    path = f"{DROP_IN_DIR}/bench-{name}.conf"
     if text is not None:
-        sh(
-            f"mkdir -p {DROP_IN_DIR} && printf %s {quote(text)} > {DROP_IN_DIR}/{name}.conf && "
-            f"{{ grep -qxF {quote(_INCLUDE)} {conf} || echo {quote(_INCLUDE)} >> {conf}; }} && "
-            "doveconf -n >/dev/null && systemctl reload dovecot && sleep 1"
-        )
+        sh(f"printf %s {quote(text)} > {path} && doveconf -n >/dev/null && systemctl reload dovecot && sleep 1")
         return
-    sh(
-        f"rm -f {DROP_IN_DIR}/{name}.conf /root/.govmail-bench-dovecot.conf; "
-        f"if ! ls {DROP_IN_DIR}/*.conf >/dev/null 2>&1; then sed -i '\\#^!include_try {DROP_IN_DIR}/#d' {conf}; fi; "
-        "systemctl reload dovecot && sleep 1",
-        check=False,
-    )
+    sh(f"rm -f {path}; systemctl reload dovecot && sleep 1", check=False)
 
 
 def ensure_packages(*packages: str) -> None:

@@ -44,7 +44,7 @@ from typing import Any
 
 import ldap3
 
-from . import lifecycle, naming, passwords, policy
+from . import naming, passwords, policy
 from .directory import (
     CONSTRAINT_VIOLATION,
     Directory,
@@ -57,6 +57,14 @@ from .directory import (
 )
 from .errors import AccountError, NamingError, PasswordError, PolicyError
 from .inventory import Site
+from .mailbox import (  # the one implementation of the state changes, shared with the lifecycle
+    MAILBOX_ATTRIBUTES,
+    MAILBOX_CLASSES,
+    end_delegations,
+    find_mailbox,
+    last_login,
+    status_of,
+)
 from .sizes import format_size, parse_size
 
 KINDS = ("personal", "agency")
@@ -67,26 +75,6 @@ STATUSES = ("active", "locked", "terminated")
 # govmail_quota_agency, :meth:`Directory.default_quota`).
 MINIMUM_QUOTA = policy.MINIMUM_QUOTA
 
-MAILBOX_CLASSES = ["inetOrgPerson", "govmailMailbox"]
-MAILBOX_ATTRIBUTES = [
-    "uid",
-    "cn",
-    "mail",
-    "govmailKind",
-    "govmailStatus",
-    "govmailStatusChanged",
-    "govmailQuota",
-    "govmailAlias",
-    "govmailDelegateFor",
-    "govmailDeletionNotice",
-    # operational attributes: only returned when asked for by name
-    "authTimestamp",
-    "pwdLastSuccess",
-    "pwdChangedTime",
-    "pwdReset",
-    "pwdAccountLockedTime",
-    "createTimestamp",
-]
 
 # Hashing an initial password costs about 40 ms (Argon2id, 19 MiB): a bulk import hashes on
 # several threads (argon2-cffi releases the GIL) while the directory adds the previous rows.
@@ -183,46 +171,7 @@ def agency_local(agency: str) -> str:
     return ".".join(naming.normalise_abbreviation(part, "agency") for part in value.split("."))
 
 
-def normalise_address(directory: Directory, address: str) -> str:
-    """``NguyenVanLong@Quangtri.gov.vn`` or ``nguyenvanlong`` -> ``nguyenvanlong@quangtri.gov.vn``."""
-    text = (address or "").strip().lower()
-    if not text:
-        raise AccountError("address is empty: give the mailbox's address, e.g. nguyenvanlong@" + directory.domain)
-    local, at, domain = text.rpartition("@")
-    if not at:
-        local, domain = text, directory.domain
-    if domain != directory.domain:
-        raise AccountError(f"address {address!r} is not in the mail domain {directory.domain}: check the address")
-    if not re.match(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$", local) or ".." in local:
-        raise AccountError(f"address {address!r} is not a valid mailbox address: check the spelling")
-    return f"{local}@{domain}"
-
-
 # --- reading mailboxes -----------------------------------------------------------------------
-
-
-def find_mailbox(directory: Directory, address: str) -> Entry:
-    """The mailbox entry whose ``mail`` is ``address`` (aliases are named, not followed)."""
-    address = normalise_address(directory, address)
-    wanted = escape(address)
-    found = directory.search(directory.base_dn, f"(&(objectClass=govmailMailbox)(mail={wanted}))", MAILBOX_ATTRIBUTES)
-    if len(found) == 1:
-        return found[0]
-    if len(found) > 1:
-        dns = "; ".join(entry.dn for entry in found)
-        raise AccountError(f"address {address} belongs to {len(found)} entries ({dns}): remove the duplicate by hand")
-    owners = directory.search(directory.base_dn, f"(&(objectClass=govmailMailbox)(govmailAlias={wanted}))", ["mail"])
-    if owners:
-        raise AccountError(f"{address} is an alias of {owners[0].first('mail')}: give the mailbox's own address")
-    raise AccountError(
-        f"no mailbox {address} in the directory at {directory.uri}: check the address (govmail account list)"
-    )
-
-
-def _last_login(entry: Entry) -> str | None:
-    times = [iso_time(entry.first(name)) for name in ("authTimestamp", "pwdLastSuccess")]
-    known = [moment for moment in times if moment]
-    return max(known) if known else None
 
 
 def _document(directory: Directory, entry: Entry, delegates: Callable[[str], list[str]]) -> dict[str, Any]:
@@ -237,7 +186,7 @@ def _document(directory: Directory, entry: Entry, delegates: Callable[[str], lis
         "agency": directory.agency_of(entry.dn),
         "quota_bytes": int(quota) if quota and quota.strip().isdigit() else directory.default_quota(kind),
         "status": status.lower() if status else None,
-        "last_login": _last_login(entry),
+        "last_login": last_login(entry),
         "password_changed": iso_time(entry.first("pwdChangedTime")),
         "must_change_password": (entry.first("pwdReset") or "").upper() == "TRUE",
         "delegates": delegates((entry.first("mail") or "").lower()) if kind == "agency" else [],
@@ -552,132 +501,11 @@ def add_agency(
 # --- lifecycle -------------------------------------------------------------------------------
 
 
-def _status(entry: Entry) -> str | None:
-    value = entry.first("govmailStatus")
-    return value.lower() if value else None
-
-
-def _set_status(directory: Directory, entry: Entry, status: str, extra: dict[str, Any] | None = None) -> bool:
-    previous = _status(entry)
-    changes: dict[str, Any] = dict(extra or {})
-    if previous != status:
-        changes["govmailStatus"] = [(ldap3.MODIFY_REPLACE, [status])]
-        changes["govmailStatusChanged"] = [(ldap3.MODIFY_REPLACE, [generalized_time()])]
-    if not changes:
-        return False
-    directory.modify(entry.dn, changes)
-    return True
-
-
-def _result(entry: Entry, status: str | None, previous: str | None, changed: bool) -> dict[str, Any]:
-    return {
-        "address": (entry.first("mail") or "").lower(),
-        "dn": entry.dn,
-        "status": status,
-        "previous_status": previous,
-        "changed": changed,
-    }
-
-
-# ppolicy's value for "locked by an administrator until unlocked": the directory itself then
-# refuses the owner's binds too (address book, password change), not only the mail services.
-PERMANENT_LOCKOUT = lifecycle.PERMANENT_LOCKOUT
-
-
-def _permanent_lockout(entry: Entry) -> dict[str, Any]:
-    if entry.first("pwdAccountLockedTime") == PERMANENT_LOCKOUT:
-        return {}
-    return {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, [PERMANENT_LOCKOUT])]}
-
-
-def lock(directory: Directory, address: str) -> dict[str, Any]:
-    """Lock a mailbox (P5, P7): no login (IMAP, POP3, SMTP AUTH), mail still delivered, data kept."""
-    entry = find_mailbox(directory, address)
-    previous = _status(entry)
-    if previous == "terminated":
-        raise AccountError(f"mailbox {entry.first('mail')} is terminated: there is nothing to lock")
-    changed = _set_status(directory, entry, "locked", _permanent_lockout(entry))
-    return _result(entry, "locked", previous, changed)
-
-
-def unlock(directory: Directory, address: str, *, force: bool = False) -> dict[str, Any]:
-    """Make a locked mailbox active again (P8), and end a lockout after failed logins (ppolicy)."""
-    entry = find_mailbox(directory, address)
-    previous = _status(entry)
-    if previous == "terminated" and not force:
-        raise AccountError(
-            f"mailbox {entry.first('mail')} is terminated: unlock reopens it only with --force "
-            "(for an account closed by mistake)"
-        )
-    extra = {}
-    locked_out = bool(entry.first("pwdAccountLockedTime"))
-    if locked_out:  # ppolicy removes pwdFailureTime with it
-        extra["pwdAccountLockedTime"] = [(ldap3.MODIFY_DELETE, [])]
-    if entry.first("govmailDeletionNotice"):  # reopened on request (P8): the deletion is called off
-        extra["govmailDeletionNotice"] = [(ldap3.MODIFY_DELETE, [])]
-    changed = _set_status(directory, entry, "active", extra)
-    return {**_result(entry, "active", previous, changed), "lockout_ended": locked_out}
-
-
-def terminate(directory: Directory, address: str) -> dict[str, Any]:
-    """Close a mailbox (P6): logins refused, mail to it and its aliases refused with 5xx, data kept."""
-    entry = find_mailbox(directory, address)
-    previous = _status(entry)
-    changed = _set_status(directory, entry, "terminated", _permanent_lockout(entry))
-    return _result(entry, "terminated", previous, changed)
-
-
-def delete(directory: Directory, address: str, *, force: bool = False) -> dict[str, Any]:
-    """Remove a mailbox's entry (terminated ones only, unless ``force``). Mail data is not touched.
-
-    An agency mailbox takes its agency's unit with it when the unit holds nothing else.
-    """
-    entry = find_mailbox(directory, address)
-    mail = (entry.first("mail") or "").lower()
-    status = _status(entry)
-    if status != "terminated" and not force:
-        raise AccountError(
-            f"mailbox {mail} is {status or 'without a status'}: only terminated mailboxes are deleted; "
-            f"run `govmail account terminate {mail}` first, or add --force"
-        )
-    # no clerk may keep a delegation to a deleted agency mailbox (a new one may reuse the address)
-    _end_delegations(directory, mail)
-    directory.delete(entry.dn)
-    unit_removed = False
-    if (entry.first("govmailKind") or "").lower() == "agency":
-        # the agency's unit goes with its mailbox when nothing else is left in it
-        unit = entry.dn.split(",", 1)[1]
-        children = directory.search(unit, "(objectClass=*)", ["ou"], scope=ldap3.LEVEL)
-        if directory.agency_of(unit) and not [child for child in children if child.dn.lower() != unit.lower()]:
-            directory.delete(unit)
-            unit_removed = True
-    document = {"address": mail, "dn": entry.dn, "deleted": True, "previous_status": status}
-    return {**document, "agency_unit_removed": unit_removed}
-
-
 # --- delegation (M8) --------------------------------------------------------------------------
 
 # Dovecot's auth_master_user_separator (roles/dovecot): a clerk logs in to the agency mailbox as
 # "<agency address>*<own address>" with the clerk's own password.
 MASTER_USER_SEPARATOR = "*"
-
-
-def _end_delegations(directory: Directory, agency_mail: str, keep: str | None = None) -> list[str]:
-    """Remove ``agency_mail`` from every clerk's govmailDelegateFor except ``keep``'s; their addresses."""
-    holders = directory.search(
-        directory.agencies_dn,
-        f"(&(objectClass=govmailMailbox)(govmailDelegateFor={escape(agency_mail)}))",
-        ["mail", "govmailDelegateFor"],
-    )
-    ended = []
-    for holder in holders:
-        mail = (holder.first("mail") or holder.dn).lower()
-        if keep is not None and mail == keep:
-            continue
-        values = [value for value in holder.all("govmailDelegateFor") if value.lower() == agency_mail]
-        directory.modify(holder.dn, {"govmailDelegateFor": [(ldap3.MODIFY_DELETE, values)]})
-        ended.append(mail)
-    return sorted(ended)
 
 
 def _top_agency(directory: Directory, dn: str) -> str | None:
@@ -700,15 +528,15 @@ def handover(directory: Directory, agency_address: str, *, to: str, profile: pol
         raise AccountError(
             f"{agency_mail} is a personal mailbox: handover moves an agency mailbox (govmail account list --agency ...)"
         )
-    if _status(agency) == "terminated":
+    if status_of(agency) == "terminated":
         raise AccountError(f"agency mailbox {agency_mail} is terminated: reopen it before handing it over")
     clerk = find_mailbox(directory, to)
     clerk_mail = (clerk.first("mail") or "").lower()
     if (clerk.first("govmailKind") or "").lower() != "personal":
         raise AccountError(f"{clerk_mail} is an agency mailbox: hand {agency_mail} over to a person's mailbox")
-    if _status(clerk) != "active":
+    if status_of(clerk) != "active":
         raise AccountError(
-            f"{clerk_mail} is {_status(clerk) or 'without a status'}: only an active mailbox can take over "
+            f"{clerk_mail} is {status_of(clerk) or 'without a status'}: only an active mailbox can take over "
             f"{agency_mail} (govmail account unlock {clerk_mail})"
         )
     if _top_agency(directory, clerk.dn) != _top_agency(directory, agency.dn):
@@ -717,7 +545,7 @@ def handover(directory: Directory, agency_address: str, *, to: str, profile: pol
             f"the clerk of {agency_mail} must be a member of that agency"
         )
     previous = _delegates_of(directory, agency_mail)
-    ended = _end_delegations(directory, agency_mail, keep=clerk_mail)
+    ended = end_delegations(directory, agency_mail, keep=clerk_mail)
     if clerk_mail not in previous:
         directory.modify(clerk.dn, {"govmailDelegateFor": [(ldap3.MODIFY_ADD, [agency_mail])]})
     password = _initial_password(profile, None)
@@ -748,7 +576,7 @@ def reset_password(
     """Set a new initial password (generated, or ``password`` if it meets the policy) + pwdReset."""
     entry = find_mailbox(directory, address)
     mail = (entry.first("mail") or "").lower()
-    if _status(entry) == "terminated":
+    if status_of(entry) == "terminated":
         raise AccountError(f"mailbox {mail} is terminated: its password is not reset")
     initial = _initial_password(profile, password)
     directory.modify(
@@ -768,7 +596,7 @@ def change_password(
     passwords.check(new, profile=profile)
     entry = find_mailbox(directory, address)
     mail = (entry.first("mail") or "").lower()
-    if _status(entry) == "terminated":
+    if status_of(entry) == "terminated":
         raise AccountError(f"mailbox {mail} is terminated: its password cannot be changed")
     if new == old:
         raise PasswordError(f"the new password for {mail} is the old one: choose a different password")

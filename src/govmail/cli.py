@@ -20,7 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__, accounts, contract, directory, lab, lifecycle, playbook, remote
+from . import __version__, accounts, contract, directory, lab, lifecycle, mailbox, playbook, remote
 from .directory import Directory
 from .errors import ContractError, GovmailError, LabError
 from .project import Project
@@ -193,7 +193,8 @@ def lab_up(
     """Bring the lab up: image, network, containers, then playbooks/site.yml. Safe to repeat.
 
     When the same containers were already converged with the same roles, playbooks and lab
-    inventory, the playbook is skipped (use --converge to run it anyway).
+    inventory, and no file the roles manage was changed on them since, the playbook is skipped
+    (use --converge to run it anyway); a drifted host is converged again.
     """
     project = Project.discover()
     site = None
@@ -218,12 +219,18 @@ def lab_up(
             _step(f"{host.name} runs an older image than {image.tag}: `govmail lab down` then `lab up` to renew it")
     if not no_provision:
         containers = {host.name: host.container_id for host in hosts}
-        if not converge and playbook.is_converged(project, containers):
+        managed = {host.name: lab.managed_files_digest(client, host.name) for host in hosts}
+        if not converge and playbook.is_converged(project, containers, managed):
             _step("site.yml already converged on these hosts with this content: skipped (--converge to run it)")
         else:
+            before = playbook.converged_state(project).get("managed") or {}
+            drifted = [name for name, digest in managed.items() if before.get(name) not in (None, digest)]
+            if drifted and not converge:
+                _step(f"files the roles manage were changed on {', '.join(drifted)}: converging to restore them")
             playbook.forget_converged(project)
             _provision(project, verbose=verbose, json_output=json_output)
-            playbook.record_converged(project, containers)
+            managed = {host.name: lab.managed_files_digest(client, host.name) for host in hosts}
+            playbook.record_converged(project, containers, managed)
     if site is None:
         _step("inventories/lab/group_vars/all has no govmail_domain yet: endpoints not shown")
         if json_output:
@@ -564,7 +571,7 @@ def _lifecycle(action: Callable[..., dict[str, Any]], verb: str, address: str, i
 @handle_errors
 def account_lock(address: AddressArgument, inventory: InventoryOption = None, json_output: JsonOption = False) -> None:
     """Lock a mailbox (leaked password, misuse, inactivity): logins refused, mail still delivered."""
-    _lifecycle(accounts.lock, "locked", address, inventory, json_output)
+    _lifecycle(mailbox.lock, "locked", address, inventory, json_output)
 
 
 @account_app.command("unlock")
@@ -576,7 +583,7 @@ def account_unlock(
     json_output: JsonOption = False,
 ) -> None:
     """Make a locked mailbox active again, and end a lockout after failed logins."""
-    _lifecycle(accounts.unlock, "active again", address, inventory, json_output, force=force)
+    _lifecycle(mailbox.unlock, "active again", address, inventory, json_output, force=force)
 
 
 @account_app.command("terminate")
@@ -585,7 +592,7 @@ def account_terminate(
     address: AddressArgument, inventory: InventoryOption = None, json_output: JsonOption = False
 ) -> None:
     """Close a mailbox (retired, resigned, transferred): logins and mail to it refused; data kept."""
-    _lifecycle(accounts.terminate, "terminated", address, inventory, json_output)
+    _lifecycle(mailbox.terminate, "terminated", address, inventory, json_output)
 
 
 @account_app.command("delete")
@@ -602,7 +609,7 @@ def account_delete(
     separately.
     """
     with _directory(inventory) as opened:
-        result = accounts.delete(opened, address, force=force)
+        result = mailbox.delete(opened, address, force=force)
     if json_output:
         _print_json(result)
     else:

@@ -180,8 +180,10 @@ def generalized_time(moment: datetime | None = None) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
 
 
-def iso_time(value: str | None) -> str | None:
-    """GeneralizedTime (``20261123203536.397166Z``) -> ISO 8601 UTC (``2026-11-23T20:35:36Z``)."""
+def parse_generalized_time(value: str | None) -> datetime | None:
+    """GeneralizedTime (RFC 4517 §3.3.13: ``20261123203536.397166Z``, ``202611232035+0700``) as an
+    aware UTC datetime; None for no value, a malformed one, or ppolicy's permanent-lockout value
+    ``000001010000Z`` (year 0, not a moment)."""
     if not value:
         return None
     match = _GENERALIZED_TIME.match(value.strip())
@@ -195,7 +197,13 @@ def iso_time(value: str | None) -> str | None:
     if zone and zone != "Z":  # local time with an offset: subtract the offset to get UTC
         offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5] or 0))
         moment = moment - offset if zone[0] == "+" else moment + offset
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment
+
+
+def iso_time(value: str | None) -> str | None:
+    """GeneralizedTime (``20261123203536.397166Z``) -> ISO 8601 UTC (``2026-11-23T20:35:36Z``)."""
+    moment = parse_generalized_time(value)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
 
 def escape(value: str) -> str:
@@ -307,6 +315,30 @@ class Directory:
             default_quota=settings.default_quota,
         )
         directory._bind(connection, settings.admin_dn, what="the administrator")
+        return directory
+
+    @classmethod
+    def open_local(cls, uri: str, *, domain: str, base_dn: str) -> Directory:
+        """Root's connection on the directory host: ``ldapi://`` with SASL EXTERNAL (the
+        database's root identity, no password); what the host programs (lifecycle) use.
+        Raises :class:`DirectoryUnavailableError` when slapd is not reachable or refuses."""
+        connection = ldap3.Connection(
+            ldap3.Server(uri, get_info=ldap3.NONE),
+            authentication=ldap3.SASL,
+            sasl_mechanism=ldap3.EXTERNAL,
+            sasl_credentials="",
+            raise_exceptions=False,
+            receive_timeout=RECEIVE_TIMEOUT,
+        )
+        directory = cls(connection, domain=domain, base_dn=base_dn, uri=uri)
+        with directory._guard("root's SASL EXTERNAL bind"):
+            ok = connection.bind()
+        if not ok:
+            detail = (connection.result or {}).get("description")
+            raise DirectoryUnavailableError(
+                f"the directory at {uri} refused root's SASL EXTERNAL bind ({detail}): "
+                "run as root on the directory host"
+            )
         return directory
 
     # --- plumbing ---

@@ -519,6 +519,37 @@ def ensure_hosts(
     return infos
 
 
+# What the roles write on a lab host: a digest of these files (paths and contents) is kept with
+# the converge stamp, so `lab up` converges again when one was edited on the host (drift).
+MANAGED_PATHS = (
+    "/etc/postfix",
+    "/etc/dovecot",
+    "/etc/ldap/ldap.conf",
+    "/etc/default/slapd",
+    "/etc/govmail",
+    "/etc/ssl/govmail",
+    "/etc/systemd/system",
+    "/usr/local/sbin",
+    "/usr/local/lib/govmail",
+    "/opt/govmail/venv/govmail.sha256",
+)
+
+
+def managed_files_digest(client: docker.DockerClient, name: str) -> str:
+    """sha256 over every regular file under :data:`MANAGED_PATHS` in the lab host ``name``
+    (``mail1``) or the container of that full name (``govmail-mol-mail1``), from ``sha256sum`` of
+    each file in path order; ``""`` when the container is not running."""
+    script = (
+        "find " + " ".join(MANAGED_PATHS) + " -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum | sha256sum"
+    )
+    container = _container(client, name if name.startswith("govmail-") else PREFIX + name)
+    if container is None or container.status != "running":
+        return ""
+    with docker_errors(f"read the managed files of {name}"):
+        code, output = container.exec_run(["sh", "-c", script])
+    return output.decode().split()[0] if code == 0 and output else ""
+
+
 def down(client: docker.DockerClient, *, progress: Progress = _noop) -> DownResult:
     """Remove the lab's containers, volumes and network (images stay for the next `lab up`)."""
     result = DownResult()

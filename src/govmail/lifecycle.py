@@ -4,8 +4,9 @@ This module runs **on the directory host** (installed there by ``roles/lifecycle
 daily by a systemd timer and by ``govmail lifecycle run`` from the controller), because every
 action it takes is local there: the directory over ``ldapi://`` as root (SASL EXTERNAL, the
 database's root identity), the mail store's Maildirs, Postfix's ``sendmail`` for the notice,
-and the archive area. It needs only the standard library, ``ldap3`` (Debian's python3-ldap3)
-and :mod:`govmail.policy`.
+and the archive area. It is the govmail package itself, installed by the role as a wheel into
+``/opt/govmail`` (with Debian's python3-ldap3); mailbox state changes (lock, delete, ending
+delegations) go through :mod:`govmail.mailbox`, the same code ``govmail account`` uses.
 
 What one run decides for each *personal* mailbox, with ``as_of`` as today (``--as-of``
 simulates another date):
@@ -49,13 +50,13 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
-from . import policy
-from .errors import GovmailError, LifecycleError
+from ldap3 import MODIFY_DELETE, MODIFY_REPLACE
+
+from . import mailbox, policy
+from .directory import Directory, Entry, generalized_time, parse_generalized_time
+from .errors import DirectoryError, GovmailError, LifecycleError
 
 CONFIG_FILE = "/etc/govmail/lifecycle.json"
-# ppolicy's value for "locked by an administrator until unlocked" (govmail.accounts uses it too;
-# it lives here because this module must run on the host without the rest of the package)
-PERMANENT_LOCKOUT = "000001010000Z"
 
 ATTRIBUTES = [
     "mail",
@@ -77,23 +78,8 @@ ATTRIBUTES = [
 # --- dates -----------------------------------------------------------------------------------
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """A GeneralizedTime (``20261123203536Z``, ``20261123203536.123Z``) as an aware UTC datetime."""
-    if not value:
-        return None
-    text = value.strip()
-    if text == PERMANENT_LOCKOUT:
-        return None
-    digits = text.rstrip("Z").split(".")[0].split(",")[0]
-    try:
-        moment = datetime.strptime(digits[:14].ljust(14, "0"), "%Y%m%d%H%M%S")
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC)
-
-
-def generalized(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+parse_time = parse_generalized_time  # one GeneralizedTime parser (govmail.directory)
+generalized = generalized_time
 
 
 def parse_date(text: str) -> date:
@@ -127,15 +113,14 @@ class Mailbox:
             values = attributes.get(name) or []
             return str(values[0]) if values else None
 
-        logins = [parse_time(first(name)) for name in ("authTimestamp", "pwdLastSuccess")]
-        known = [moment for moment in logins if moment]
+        entry = Entry(dn, {name: [str(value) for value in values] for name, values in attributes.items()})
         return cls(
             dn=dn,
             address=(first("mail") or "").lower(),
             kind=(first("govmailKind") or "personal").lower(),
             status=(first("govmailStatus") or "active").lower(),
             created=parse_time(first("createTimestamp")),
-            last_login=max(known) if known else None,
+            last_login=mailbox.last_login_time(entry),
             status_changed=parse_time(first("govmailStatusChanged")),
             notice=parse_time(first("govmailDeletionNotice")),
             locked_out=first("pwdAccountLockedTime"),
@@ -261,100 +246,60 @@ class Config:
 
 
 class Host:
-    """The directory host's own services, as root."""
+    """The directory host's own services, as root: the directory through :class:`Directory`
+    (ldapi, SASL EXTERNAL), Maildirs, sendmail and doveadm."""
 
     def __init__(self, config: Config) -> None:
-        import ldap3  # Debian's python3-ldap3 on the host; the controller has it in its venv
-
-        self.ldap3 = ldap3
         self.config = config
-        server = ldap3.Server(config.ldap_uri, get_info=ldap3.NONE)
-        self.connection = ldap3.Connection(
-            server,
-            authentication=ldap3.SASL,
-            sasl_mechanism=ldap3.EXTERNAL,
-            sasl_credentials="",
-            raise_exceptions=False,
-        )
         try:
-            if not self.connection.bind():
-                raise LifecycleError(
-                    f"the directory at {config.ldap_uri} refused root's SASL EXTERNAL bind "
-                    f"({self.connection.result.get('description')}): run as root on the directory host"
-                )
-        except ldap3.core.exceptions.LDAPException as exc:
-            raise LifecycleError(f"cannot reach the directory at {config.ldap_uri}: {exc}") from None
+            self.directory = Directory.open_local(config.ldap_uri, domain=config.domain, base_dn=config.base_dn)
+        except DirectoryError as exc:
+            raise LifecycleError(str(exc)) from None
 
     @property
     def agencies_dn(self) -> str:
-        return f"ou=agencies,{self.config.base_dn}"
-
-    def _check(self, ok: bool, what: str) -> None:
-        if not ok:
-            result = self.connection.result
-            raise LifecycleError(f"{what}: {result.get('description')} {result.get('message') or ''}".strip())
+        return self.directory.agencies_dn
 
     def agency_dn(self, agency: str) -> str:
         """``sokhcn`` -> ``ou=sokhcn,ou=agencies,...``; ``vp.sokhcn`` -> ``ou=vp,ou=sokhcn,...``."""
         units = [part for part in agency.lower().split(".") if part]
         if not units or not all(unit.isalnum() and unit.isascii() for unit in units):
             raise LifecycleError(f"--agency {agency!r} is not an abbreviation: write it like sokhcn or vp.sokhcn")
-        return ",".join([*(f"ou={unit}" for unit in units), self.agencies_dn])
+        return self.directory.agency_dn(".".join(units))
 
     def mailboxes(self, agency: str | None = None) -> list[Mailbox]:
         base = self.agency_dn(agency) if agency else self.agencies_dn
-        if agency and not self.connection.search(base, "(objectClass=*)", search_scope=self.ldap3.BASE):
+        if agency and not self.directory.exists(base):
             raise LifecycleError(f"agency {agency} does not exist in the directory: check the abbreviation")
-        entries = self.connection.extend.standard.paged_search(
-            base,
-            "(objectClass=govmailMailbox)",
-            attributes=ATTRIBUTES,
-            paged_size=500,
-            generator=False,
-        )
-        self._check(self.connection.result.get("result", 0) == 0, "search the mailboxes")
-        boxes = []
-        for entry in entries:
-            if entry.get("type") != "searchResEntry":
-                continue
-            raw = entry.get("raw_attributes") or {}
-            attributes = {name: [value.decode("utf-8") for value in values] for name, values in raw.items()}
-            boxes.append(Mailbox.from_attributes(entry["dn"], attributes))
-        return boxes
+        entries = self.directory.search(base, "(objectClass=govmailMailbox)", ATTRIBUTES)
+        return [Mailbox.from_attributes(entry.dn, entry.attributes) for entry in entries]
 
     def agency_mailbox(self, dn: str) -> str | None:
         """The agency mailbox of the unit ``dn`` belongs to, or of the nearest unit above it."""
         parts = dn.split(",")[1:]
         while parts and parts[0].lower().startswith("ou=") and ",".join(parts).lower() != self.agencies_dn.lower():
             unit = ",".join(parts)
-            self.connection.search(
-                unit,
-                "(&(objectClass=govmailMailbox)(govmailKind=agency))",
-                search_scope=self.ldap3.LEVEL,
-                attributes=["mail"],
+            found = self.directory.search(
+                unit, "(&(objectClass=govmailMailbox)(govmailKind=agency))", ["mail"], scope="LEVEL"
             )
-            for entry in self.connection.response or []:
-                if entry.get("type") == "searchResEntry":
-                    values = (entry.get("raw_attributes") or {}).get("mail") or []
-                    if values:
-                        return values[0].decode("utf-8").lower()
+            for entry in found:
+                if entry.first("mail"):
+                    return entry.first("mail").lower()
             parts = parts[1:]
         return None
 
     def modify(self, dn: str, changes: dict[str, Any], what: str) -> None:
-        self._check(self.connection.modify(dn, changes), what)
+        try:
+            self.directory.modify(dn, changes)
+        except DirectoryError as exc:
+            raise LifecycleError(f"{what}: {exc}") from None
 
     def lock(self, action: Action, now: datetime) -> None:
-        ldap3 = self.ldap3
-        self.modify(
-            action.dn,
-            {
-                "govmailStatus": [(ldap3.MODIFY_REPLACE, ["locked"])],
-                "govmailStatusChanged": [(ldap3.MODIFY_REPLACE, [generalized(now)])],
-                "pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, [PERMANENT_LOCKOUT])],
-            },
-            f"lock {action.address}",
-        )
+        """Lock as ``govmail account lock`` does (:func:`govmail.mailbox.lock`)."""
+        try:
+            mailbox.lock(self.directory, action.address)
+        except GovmailError as exc:
+            raise LifecycleError(f"lock {action.address}: {exc}") from None
 
     def notify(self, action: Action, as_of: date, now: datetime) -> None:
         recipient = action.agency_mailbox
@@ -367,14 +312,14 @@ class Host:
         notice = datetime(as_of.year, as_of.month, as_of.day, now.hour, now.minute, now.second, tzinfo=UTC)
         self.modify(
             action.dn,
-            {"govmailDeletionNotice": [(self.ldap3.MODIFY_REPLACE, [generalized(notice)])]},
+            {"govmailDeletionNotice": [(MODIFY_REPLACE, [generalized(notice)])]},
             f"record the deletion notice of {action.address}",
         )
 
     def clear_notice(self, action: Action) -> None:
         self.modify(
             action.dn,
-            {"govmailDeletionNotice": [(self.ldap3.MODIFY_DELETE, [])]},
+            {"govmailDeletionNotice": [(MODIFY_DELETE, [])]},
             f"clear the deletion notice of {action.address}",
         )
 
@@ -438,19 +383,11 @@ class Host:
     def delete(self, action: Action, box: Mailbox, as_of: date) -> None:
         archive = self.archive(action, box, as_of)
         action.archive = str(archive)
-        self.connection.search(
-            self.agencies_dn,
-            f"(govmailDelegateFor={self.ldap3.utils.conv.escape_filter_chars(box.address)})",
-            attributes=["govmailDelegateFor"],
-        )
-        holders = [entry for entry in self.connection.response or [] if entry.get("type") == "searchResEntry"]
-        for holder in holders:
-            self.modify(
-                holder["dn"],
-                {"govmailDelegateFor": [(self.ldap3.MODIFY_DELETE, [box.address])]},
-                f"end the delegation to {box.address}",
-            )
-        self._check(self.connection.delete(action.dn), f"delete the entry of {action.address}")
+        # as `govmail account delete --force`: delegations to it end, the entry goes
+        try:
+            mailbox.delete(self.directory, action.address, force=True)
+        except GovmailError as exc:
+            raise LifecycleError(f"delete the entry of {action.address}: {exc}") from None
         subprocess.run([self.config.doveadm, "kick", action.address], capture_output=True, check=False)
         home = self.maildir(action.address)
         if home.exists():

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import PlaybookError
 from .project import Project
@@ -194,19 +195,30 @@ def _stamp_path(project: Project) -> Path:
     return project.lab_dir / "converged.json"
 
 
-def is_converged(project: Project, containers: Mapping[str, str]) -> bool:
-    """True when ``containers`` (name -> id) were converged with the current content."""
+def converged_state(project: Project) -> dict[str, Any]:
+    """The stamp of the last converge (``{}`` if none): content digest, containers, managed files."""
     try:
         stamp = json.loads(_stamp_path(project).read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
+def is_converged(project: Project, containers: Mapping[str, str], managed: Mapping[str, str] | None = None) -> bool:
+    """True when ``containers`` (name -> id) were converged with the current content and, when
+    ``managed`` (name -> digest of the files the roles write, :func:`govmail.lab.managed_files_digest`)
+    is given, nothing the roles manage was changed on a host since (drift is repaired by a converge)."""
+    stamp = converged_state(project)
+    if stamp.get("digest") != content_digest(project) or stamp.get("containers") != dict(containers):
         return False
-    return stamp == {"digest": content_digest(project), "containers": dict(containers)}
+    return managed is None or (all(managed.values()) and stamp.get("managed") == dict(managed))
 
 
-def record_converged(project: Project, containers: Mapping[str, str]) -> None:
+def record_converged(project: Project, containers: Mapping[str, str], managed: Mapping[str, str] | None = None) -> None:
+    """Write the stamp after a successful converge (``managed`` read from the hosts after it)."""
     path = _stamp_path(project)
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = {"digest": content_digest(project), "containers": dict(containers)}
+    document = {"digest": content_digest(project), "containers": dict(containers), "managed": dict(managed or {})}
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 

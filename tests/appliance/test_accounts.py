@@ -184,7 +184,11 @@ def test_terminated_mailbox_refuses_login_and_mail_with_5xx(person, govmail, log
     assert not login_ok(person["address"], person["password"])
     smtp.mail("van.thu@ubnd.example.org")
     code, text = smtp.rcpt(person["address"])
-    assert 500 <= code < 600, (code, text)
+    assert (code, text.decode()) == (
+        550,
+        f"5.1.1 <{person['address']}>: Recipient address rejected: "
+        "This mailbox has been closed / Hop thu nay da bi dong",
+    )
 
 
 def test_reset_password_forces_a_new_change_before_login(person, govmail, login_ok):

@@ -8,6 +8,10 @@ import re
 
 import clients
 import pytest
+from conftest import PROJECT_DIR, ok_json
+
+from govmail.inventory import Site
+from govmail.sizes import parse_size
 
 
 def test_cleartext_imap_login_is_refused(address, hostname, port, alice):
@@ -33,9 +37,9 @@ def test_imap_login_after_starttls_succeeds(address, hostname, port, tls, alice)
 def test_cleartext_pop3_login_is_refused(address, hostname, port, alice):
     client = clients.POP3(address, hostname, port("pop3"))
     try:
-        with pytest.raises(poplib.error_proto):
+        # refused at USER already: the password is never sent in clear text
+        with pytest.raises(poplib.error_proto, match=r"(?i)plaintext authentication disallowed"):
             client.user(alice["address"])
-            client.pass_(alice["password"])
     finally:
         client.close()
 
@@ -86,9 +90,21 @@ def _quota_kib(client) -> int:
     return int(match.group(1))
 
 
-def test_personal_mailbox_quota_is_2_gigabytes(imaps, alice):
-    assert _quota_kib(imaps(alice)) == 2 * 1024 * 1024
+@pytest.fixture(scope="session")
+def site_quota():
+    """The default quota per kind as the stack's inventory sets it (read through Ansible)."""
+    site = Site(PROJECT_DIR / "inventories" / "lab", PROJECT_DIR)
+    return {kind: parse_size(site.value(f"govmail_quota_{kind}")) for kind in ("personal", "agency")}
 
 
-def test_agency_mailbox_quota_is_5_gigabytes(imaps, agency):
-    assert _quota_kib(imaps(agency)) == 5 * 1024 * 1024
+def test_personal_mailbox_quota_is_the_regulations_2_gigabytes(imaps, alice, site_quota, govmail):
+    assert site_quota["personal"] == 2 * 1024**3
+    assert _quota_kib(imaps(alice)) * 1024 == site_quota["personal"]
+    assert ok_json(govmail("account", "show", alice["address"], "--json"))["quota_bytes"] == site_quota["personal"]
+
+
+def test_agency_quota_set_in_the_inventory_is_what_imap_and_the_cli_report(imaps, agency, site_quota, govmail):
+    """The lab inventory raises the agency default to 6G (shipped default 5G): one value, two readers."""
+    assert site_quota["agency"] == 6 * 1024**3
+    assert _quota_kib(imaps(agency)) * 1024 == site_quota["agency"]
+    assert ok_json(govmail("account", "show", agency["address"], "--json"))["quota_bytes"] == site_quota["agency"]

@@ -10,7 +10,7 @@ import pytest
 from ldap3.extend import StandardExtendedOperations
 from typer.testing import CliRunner
 
-from govmail import accounts, cli, passwords, policy
+from govmail import accounts, cli, mailbox, passwords, policy
 from govmail.accounts import AccountError, ImportApplyError, ImportRowsError
 from govmail.directory import Directory, DirectoryError
 from govmail.errors import NamingError, PasswordError
@@ -287,7 +287,7 @@ def test_show_of_an_alias_names_its_mailbox(directory):
 def test_list_is_sorted_and_filters_by_agency_and_status(directory):
     accounts.add_agency(directory, "Văn phòng Sở", "vp", parent="sokhcn", profile=QT)
     accounts.add_agency(directory, "Sở Tư pháp", "sotp", profile=QT)
-    accounts.lock(directory, "tranthithuhuong")
+    mailbox.lock(directory, "tranthithuhuong")
     everything = [doc["address"] for doc in accounts.list_mailboxes(directory)]
     assert everything == sorted(everything) and len(everything) == 5
     in_sokhcn = {doc["address"].split("@")[0] for doc in accounts.list_mailboxes(directory, agency="sokhcn")}
@@ -305,62 +305,62 @@ def test_list_is_sorted_and_filters_by_agency_and_status(directory):
 
 def test_lock_then_unlock_changes_status_and_its_time(directory):
     dn = f"uid=nguyenvanlong,{SOKHCN}"
-    result = accounts.lock(directory, "nguyenvanlong")
+    result = mailbox.lock(directory, "nguyenvanlong")
     assert result["changed"] and result["status"] == "locked" and result["previous_status"] == "active"
     stored = entry(directory, dn)
     assert stored["govmailstatus"] == ["locked"] and stored["govmailstatuschanged"]
-    assert not accounts.lock(directory, "nguyenvanlong")["changed"]
-    assert accounts.unlock(directory, "nguyenvanlong")["changed"]
+    assert not mailbox.lock(directory, "nguyenvanlong")["changed"]
+    assert mailbox.unlock(directory, "nguyenvanlong")["changed"]
     assert entry(directory, dn)["govmailstatus"] == ["active"]
 
 
 def test_lock_and_terminate_lock_the_entry_in_the_directory_until_unlocked(directory):
     dn = f"uid=nguyenvanlong,{SOKHCN}"
-    accounts.lock(directory, "nguyenvanlong")
-    assert entry(directory, dn)["pwdaccountlockedtime"] == [accounts.PERMANENT_LOCKOUT]
-    accounts.unlock(directory, "nguyenvanlong")
+    mailbox.lock(directory, "nguyenvanlong")
+    assert entry(directory, dn)["pwdaccountlockedtime"] == [mailbox.PERMANENT_LOCKOUT]
+    mailbox.unlock(directory, "nguyenvanlong")
     assert "pwdaccountlockedtime" not in entry(directory, dn)
-    accounts.terminate(directory, "nguyenvanlong")
-    assert entry(directory, dn)["pwdaccountlockedtime"] == [accounts.PERMANENT_LOCKOUT]
+    mailbox.terminate(directory, "nguyenvanlong")
+    assert entry(directory, dn)["pwdaccountlockedtime"] == [mailbox.PERMANENT_LOCKOUT]
 
 
 def test_unlock_ends_a_ppolicy_lockout(directory):
     dn = f"uid=nguyenvanlong,{SOKHCN}"
     directory.modify(dn, {"pwdAccountLockedTime": [(ldap3.MODIFY_ADD, ["20261201080000Z"])]})
     assert accounts.show(directory, "nguyenvanlong")["locked_out_since"] == "2026-12-01T08:00:00Z"
-    result = accounts.unlock(directory, "nguyenvanlong")
+    result = mailbox.unlock(directory, "nguyenvanlong")
     assert result["changed"] and result["previous_status"] == "active"
     assert "pwdaccountlockedtime" not in entry(directory, dn)
 
 
 def test_terminated_mailbox_is_not_locked_or_reopened_without_force(directory):
-    assert accounts.terminate(directory, "nguyenvanlong")["status"] == "terminated"
+    assert mailbox.terminate(directory, "nguyenvanlong")["status"] == "terminated"
     with pytest.raises(AccountError, match="terminated"):
-        accounts.lock(directory, "nguyenvanlong")
+        mailbox.lock(directory, "nguyenvanlong")
     with pytest.raises(AccountError, match="--force"):
-        accounts.unlock(directory, "nguyenvanlong")
-    assert accounts.unlock(directory, "nguyenvanlong", force=True)["status"] == "active"
+        mailbox.unlock(directory, "nguyenvanlong")
+    assert mailbox.unlock(directory, "nguyenvanlong", force=True)["status"] == "active"
 
 
 def test_delete_needs_terminated_unless_forced(directory):
     with pytest.raises(AccountError, match=r"is active: only terminated mailboxes are deleted.*--force"):
-        accounts.delete(directory, "nguyenvanlong")
-    accounts.terminate(directory, "nguyenvanlong")
-    result = accounts.delete(directory, "nguyenvanlong")
+        mailbox.delete(directory, "nguyenvanlong")
+    mailbox.terminate(directory, "nguyenvanlong")
+    result = mailbox.delete(directory, "nguyenvanlong")
     assert result["deleted"] and not directory.exists(f"uid=nguyenvanlong,{SOKHCN}")
-    accounts.delete(directory, "tranthithuhuong", force=True)
+    mailbox.delete(directory, "tranthithuhuong", force=True)
     assert not directory.exists(f"uid=tranthithuhuong,{SOKHCN}")
 
 
 def test_deleting_an_agency_mailbox_ends_its_delegations(directory):
     accounts.handover(directory, "sokhcn", to="tranthithuhuong", profile=QT)
-    accounts.delete(directory, "sokhcn", force=True)
+    mailbox.delete(directory, "sokhcn", force=True)
     assert "govmaildelegatefor" not in entry(directory, f"uid=tranthithuhuong,{SOKHCN}")
 
 
 def test_deleting_the_clerk_leaves_the_agency_without_delegates(directory):
     accounts.handover(directory, "sokhcn", to="tranthithuhuong", profile=QT)
-    accounts.delete(directory, "tranthithuhuong", force=True)
+    mailbox.delete(directory, "tranthithuhuong", force=True)
     assert accounts.show(directory, "sokhcn")["delegates"] == []
 
 
@@ -423,10 +423,10 @@ def test_handover_refuses_a_person_of_another_agency(directory):
 
 def test_unlock_calls_off_a_pending_deletion(directory):
     dn = f"uid=nguyenvanlong,{SOKHCN}"
-    accounts.lock(directory, "nguyenvanlong")
+    mailbox.lock(directory, "nguyenvanlong")
     directory.modify(dn, {"govmailDeletionNotice": [(ldap3.MODIFY_ADD, ["20270523000000Z"])]})
     assert accounts.show(directory, "nguyenvanlong")["deletion_notice"] == "2027-05-23T00:00:00Z"
-    accounts.unlock(directory, "nguyenvanlong")
+    mailbox.unlock(directory, "nguyenvanlong")
     assert "govmaildeletionnotice" not in entry(directory, dn)
 
 
@@ -449,7 +449,7 @@ def test_profile_for_refuses_overrides_that_are_not_a_mapping(project: Path, wri
 
 
 def test_handover_refuses_a_clerk_who_is_not_active(directory):
-    accounts.lock(directory, "nguyenvanlong")
+    mailbox.lock(directory, "nguyenvanlong")
     before = snapshot(directory)
     with pytest.raises(AccountError, match="only an active mailbox"):
         accounts.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
@@ -783,7 +783,7 @@ def test_a_header_with_a_column_twice_is_refused(directory, tmp_path):
 
 def test_deleting_an_agency_mailbox_removes_its_empty_unit_only(directory):
     accounts.add_agency(directory, "Sở Tư pháp", "sotp", profile=QT)
-    result = accounts.delete(directory, "sotp", force=True)
+    result = mailbox.delete(directory, "sotp", force=True)
     assert result["agency_unit_removed"] and not directory.exists(f"ou=sotp,{AGENCIES}")
-    result = accounts.delete(directory, "sokhcn", force=True)
+    result = mailbox.delete(directory, "sokhcn", force=True)
     assert not result["agency_unit_removed"] and directory.exists(SOKHCN)

@@ -143,3 +143,29 @@ def test_image_prints_the_tag(project: Path, docker_stub, monkeypatch):
 def test_version_flag():
     result = runner.invoke(cli.app, ["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("govmail ")
+
+
+def test_up_converges_again_when_a_managed_file_drifted(project: Path, docker_stub, monkeypatch):
+    """A file the roles write, edited on a host, is restored by the next `lab up` (issue 9)."""
+    image = lab.ImageInfo(tag="t", id="i", built=False, base_tag="b")
+    host = lab.HostInfo("mail1", "govmail-lab-mail1", "running", "reused", container_id="c1")
+    monkeypatch.setattr(lab, "ensure_image", lambda client, logs, progress: image)
+    monkeypatch.setattr(lab, "ensure_hosts", lambda client, image, aliases, progress: [host])
+    on_host = {"digest": "as-converged"}
+    monkeypatch.setattr(lab, "managed_files_digest", lambda client, name: on_host["digest"])
+    runs = []
+
+    def run(project, on_task=None, on_line=None):
+        runs.append(1)
+        on_host["digest"] = "as-converged"  # the converge rewrites the files
+        return cli.playbook.PlaybookResult("playbooks/site.yml", 0, project.logs_dir / "x.log", 1.0)
+
+    monkeypatch.setattr(cli.playbook, "run", run)
+    assert runner.invoke(cli.app, ["lab", "up"]).exit_code == 0
+    assert runner.invoke(cli.app, ["lab", "up"]).exit_code == 0
+    assert len(runs) == 1  # unchanged: skipped
+    on_host["digest"] = "main.cf edited by hand"
+    result = runner.invoke(cli.app, ["lab", "up"])
+    assert result.exit_code == 0, result.output
+    assert len(runs) == 2
+    assert "files the roles manage were changed on mail1" in result.stderr

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from govmail import lifecycle, policy
+from govmail import lifecycle, mailbox, policy
 from govmail.lifecycle import LifecycleError, Mailbox
 
 QT = policy.get_profile("quangtri-2026")
@@ -115,13 +115,13 @@ def test_mailbox_from_ldap_attributes_reads_the_times():
             "authTimestamp": ["20260301101500Z"],
             "pwdLastSuccess": ["20260302000000.123456Z"],
             "createTimestamp": ["20260101000000Z"],
-            "pwdAccountLockedTime": [lifecycle.PERMANENT_LOCKOUT],
+            "pwdAccountLockedTime": [mailbox.PERMANENT_LOCKOUT],
         },
     )
     assert parsed.address == "a@d" and parsed.status == "locked"
     assert parsed.last_login == datetime(2026, 3, 2, tzinfo=UTC)
     assert parsed.created == datetime(2026, 1, 1, tzinfo=UTC)
-    assert lifecycle.parse_time(lifecycle.PERMANENT_LOCKOUT) is None
+    assert lifecycle.parse_time(mailbox.PERMANENT_LOCKOUT) is None
 
 
 def test_notice_text_names_the_mailbox_and_the_date_in_vietnamese_and_english():

@@ -105,3 +105,12 @@ def test_forgetting_the_stamp_forces_the_next_converge(project: Path):
     playbook.record_converged(proj, {"mail1": "aaa"})
     playbook.forget_converged(proj)
     assert not playbook.is_converged(proj, {"mail1": "aaa"})
+
+
+def test_a_managed_file_changed_on_a_host_needs_a_new_converge(project: Path):
+    proj = Project.discover()
+    hosts = {"mail1": "aaa"}
+    playbook.record_converged(proj, hosts, {"mail1": "digest-after-converge"})
+    assert playbook.is_converged(proj, hosts, {"mail1": "digest-after-converge"})
+    assert not playbook.is_converged(proj, hosts, {"mail1": "digest-after-an-edit"})
+    assert not playbook.is_converged(proj, hosts, {"mail1": ""})  # the host could not be read
