@@ -7,6 +7,9 @@ domain exceptions live here (the modules that raise them re-export their own by 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 
 class GovmailError(Exception):
     """Base class of every error the CLI reports as one line."""
@@ -87,3 +90,36 @@ class LifecycleError(GovmailError):
 
 class RemoteError(GovmailError):
     """The directory host cannot be found in the inventory or reached."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One bad row of an import file."""
+
+    row: int
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "error": self.error}
+
+
+class ImportRowsError(AccountError):
+    """Rows of an import file are invalid; nothing was changed. ``errors`` lists every one."""
+
+    def __init__(self, path: str, errors: list[RowError], total: int) -> None:
+        self.path = path
+        self.errors = errors
+        self.total = total
+        rows = ", ".join(str(error.row) for error in errors[:20]) + (", …" if len(errors) > 20 else "")
+        super().__init__(
+            f"{path}: {len(errors)} of {total} rows are invalid (rows {rows}); nothing was changed: "
+            "fix them and import again"
+        )
+
+
+class ImportApplyError(AccountError):
+    """The directory failed during an import. ``report`` says which rows were applied."""
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.report = report

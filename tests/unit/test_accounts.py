@@ -10,10 +10,9 @@ import pytest
 from ldap3.extend import StandardExtendedOperations
 from typer.testing import CliRunner
 
-from govmail import accounts, cli, mailbox, passwords, policy
-from govmail.accounts import AccountError, ImportApplyError, ImportRowsError
+from govmail import account_import, accounts, cli, delegation, mailbox, passwords, policy
 from govmail.directory import Directory, DirectoryError
-from govmail.errors import NamingError, PasswordError
+from govmail.errors import AccountError, ImportApplyError, ImportRowsError, NamingError, PasswordError
 
 BASE = "dc=quangtri,dc=gov,dc=vn"
 AGENCIES = f"ou=agencies,{BASE}"
@@ -353,13 +352,13 @@ def test_delete_needs_terminated_unless_forced(directory):
 
 
 def test_deleting_an_agency_mailbox_ends_its_delegations(directory):
-    accounts.handover(directory, "sokhcn", to="tranthithuhuong", profile=QT)
+    delegation.handover(directory, "sokhcn", to="tranthithuhuong", profile=QT)
     mailbox.delete(directory, "sokhcn", force=True)
     assert "govmaildelegatefor" not in entry(directory, f"uid=tranthithuhuong,{SOKHCN}")
 
 
 def test_deleting_the_clerk_leaves_the_agency_without_delegates(directory):
-    accounts.handover(directory, "sokhcn", to="tranthithuhuong", profile=QT)
+    delegation.handover(directory, "sokhcn", to="tranthithuhuong", profile=QT)
     mailbox.delete(directory, "tranthithuhuong", force=True)
     assert accounts.show(directory, "sokhcn")["delegates"] == []
 
@@ -369,7 +368,7 @@ def test_deleting_the_clerk_leaves_the_agency_without_delegates(directory):
 
 def test_handover_delegates_to_the_clerk_and_rotates_the_agency_password(directory):
     before = entry(directory, f"uid=sokhcn,{SOKHCN}").get("userpassword")
-    result = accounts.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
+    result = delegation.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
     assert result["delegate"] == f"nguyenvanlong@{DOMAIN}" and result["previous_delegates"] == []
     assert result["login"] == f"sokhcn@{DOMAIN}*nguyenvanlong@{DOMAIN}"
     agency = entry(directory, f"uid=sokhcn,{SOKHCN}")
@@ -381,8 +380,8 @@ def test_handover_delegates_to_the_clerk_and_rotates_the_agency_password(directo
 
 
 def test_handover_takes_the_delegation_from_the_previous_clerk(directory):
-    accounts.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
-    result = accounts.handover(directory, "sokhcn", to="tranthithuhuong", profile=QT)
+    delegation.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
+    result = delegation.handover(directory, "sokhcn", to="tranthithuhuong", profile=QT)
     assert result["previous_delegates"] == [f"nguyenvanlong@{DOMAIN}"]
     assert result["removed_delegates"] == [f"nguyenvanlong@{DOMAIN}"]
     assert "govmaildelegatefor" not in entry(directory, f"uid=nguyenvanlong,{SOKHCN}")
@@ -392,8 +391,8 @@ def test_handover_takes_the_delegation_from_the_previous_clerk(directory):
 
 
 def test_handover_to_the_same_clerk_keeps_one_delegation(directory):
-    accounts.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
-    result = accounts.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
+    delegation.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
+    result = delegation.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
     assert result["removed_delegates"] == []
     assert entry(directory, f"uid=nguyenvanlong,{SOKHCN}")["govmaildelegatefor"] == [f"sokhcn@{DOMAIN}"]
 
@@ -408,7 +407,7 @@ def test_handover_to_the_same_clerk_keeps_one_delegation(directory):
 def test_handover_refuses_wrong_kinds_and_changes_nothing(directory, agency, clerk, words):
     before = snapshot(directory)
     with pytest.raises(AccountError, match=words):
-        accounts.handover(directory, agency, to=clerk, profile=QT)
+        delegation.handover(directory, agency, to=clerk, profile=QT)
     assert snapshot(directory) == before
 
 
@@ -417,7 +416,7 @@ def test_handover_refuses_a_person_of_another_agency(directory):
     outsider = accounts.add_person(directory, "Lê Văn Ngoài", "sotp", profile=QT)["address"]
     before = snapshot(directory)
     with pytest.raises(AccountError, match="must be a member of that agency"):
-        accounts.handover(directory, "sokhcn", to=outsider, profile=QT)
+        delegation.handover(directory, "sokhcn", to=outsider, profile=QT)
     assert snapshot(directory) == before
 
 
@@ -452,7 +451,7 @@ def test_handover_refuses_a_clerk_who_is_not_active(directory):
     mailbox.lock(directory, "nguyenvanlong")
     before = snapshot(directory)
     with pytest.raises(AccountError, match="only an active mailbox"):
-        accounts.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
+        delegation.handover(directory, "sokhcn", to="nguyenvanlong", profile=QT)
     assert snapshot(directory) == before
 
 
@@ -562,7 +561,7 @@ def test_import_creates_agencies_then_people_and_gives_each_a_password(directory
         "Văn phòng Sở,vp.sokhcn,agency,\n"
         "Nguyễn Văn Long,vp.sokhcn,,\n",
     )
-    result = accounts.import_file(directory, path, profile=QT)
+    result = account_import.import_file(directory, path, profile=QT)
     rows = {doc["row"]: doc for doc in result["rows"]}
     assert sorted(rows) == [2, 3, 4, 5]
     assert rows[2]["address"] == f"nguyenvanlong1@{DOMAIN}"
@@ -577,7 +576,7 @@ def test_import_creates_agencies_then_people_and_gives_each_a_password(directory
 
 def test_import_without_header_with_bom_and_semicolons(directory, tmp_path):
     path = csv_file(tmp_path, "\ufeffPhạm Thị Kiểm Thử;sokhcn\n\n", encoding="utf-8")
-    result = accounts.import_file(directory, path, profile=QT)
+    result = account_import.import_file(directory, path, profile=QT)
     assert [doc["address"] for doc in result["rows"]] == [f"phamthikiemthu@{DOMAIN}"]
     assert result["rows"][0]["row"] == 1
 
@@ -597,7 +596,7 @@ def test_import_reports_every_bad_row_and_changes_nothing(directory, tmp_path):
     )
     before = snapshot(directory)
     with pytest.raises(ImportRowsError) as caught:
-        accounts.import_file(directory, path, profile=QT)
+        account_import.import_file(directory, path, profile=QT)
     assert [error.row for error in caught.value.errors] == [3, 4, 5, 6, 7, 8, 9]
     messages = {error.row: error.error for error in caught.value.errors}
     assert "digit" in messages[3] and "soxyz does not exist" in messages[4] and "repeats row 2" in messages[5]
@@ -609,13 +608,13 @@ def test_import_reports_every_bad_row_and_changes_nothing(directory, tmp_path):
 def test_import_dry_run_shows_addresses_and_changes_nothing(directory, tmp_path):
     path = csv_file(tmp_path, "Nguyễn Văn Long,sokhcn\nNguyễn Văn Long,sokhcn,personal,3G\n")
     with pytest.raises(ImportRowsError, match="1 of 2 rows"):
-        accounts.import_file(directory, path, profile=QT, dry_run=True)
+        account_import.import_file(directory, path, profile=QT, dry_run=True)
     path = csv_file(tmp_path, "Nguyễn Văn Long,sokhcn\nNguyễn Văn Long,sokhcn1\n", name="two.csv")
     with pytest.raises(ImportRowsError):
-        accounts.import_file(directory, path, profile=QT, dry_run=True)
+        account_import.import_file(directory, path, profile=QT, dry_run=True)
     path = csv_file(tmp_path, "Nguyễn Văn Long,sokhcn\nLê Văn Tám,sokhcn,,3G\n", name="ok.csv")
     before = snapshot(directory)
-    result = accounts.import_file(directory, path, profile=QT, dry_run=True)
+    result = account_import.import_file(directory, path, profile=QT, dry_run=True)
     assert result["dry_run"] and [doc["address"] for doc in result["rows"]] == [
         f"nguyenvanlong1@{DOMAIN}", f"levantam@{DOMAIN}",
     ]  # fmt: skip
@@ -636,7 +635,7 @@ def test_import_that_fails_midway_reports_exactly_the_applied_rows(directory, tm
 
     monkeypatch.setattr(directory, "add", add)
     with pytest.raises(ImportApplyError) as caught:
-        accounts.import_file(directory, path, profile=QT)
+        account_import.import_file(directory, path, profile=QT)
     report = caught.value.report
     assert [doc["row"] for doc in report["rows"]] == [1, 2]
     assert all(doc["initial_password"] for doc in report["rows"])
@@ -658,12 +657,12 @@ def test_an_unreadable_import_file_is_refused_whole(directory, tmp_path, content
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
     with pytest.raises(AccountError, match=message):
-        accounts.import_file(directory, path, profile=QT)
+        account_import.import_file(directory, path, profile=QT)
 
 
 def test_import_of_a_missing_file_names_it(directory, tmp_path):
     with pytest.raises(AccountError, match=r"missing\.csv does not exist"):
-        accounts.import_file(directory, tmp_path / "missing.csv", profile=QT)
+        account_import.import_file(directory, tmp_path / "missing.csv", profile=QT)
 
 
 # --- profile ---------------------------------------------------------------------------------------
@@ -686,7 +685,7 @@ runner = CliRunner()
 def cli_directory(project: Path, directory, monkeypatch):
     """The CLI talks to the mock directory instead of opening LDAPS."""
     directory.close = lambda: None
-    monkeypatch.setattr(cli.Directory, "open", classmethod(lambda cls, settings: directory))
+    monkeypatch.setattr(Directory, "open", classmethod(lambda cls, settings: directory))
     return directory
 
 
@@ -771,14 +770,14 @@ def test_namesakes_told_apart_by_another_column_are_numbered(directory, tmp_path
         tmp_path,
         "Họ và tên,Cơ quan,Ngày sinh\nNguyễn Thị Hương,sokhcn,1980-01-02\nNguyễn Thị Hương,sokhcn,1991-05-06\n",
     )
-    result = accounts.import_file(directory, path, profile=QT)
+    result = account_import.import_file(directory, path, profile=QT)
     assert [doc["address"] for doc in result["rows"]] == [f"nguyenthihuong@{DOMAIN}", f"nguyenthihuong1@{DOMAIN}"]
 
 
 def test_a_header_with_a_column_twice_is_refused(directory, tmp_path):
     path = csv_file(tmp_path, "name,agency,name\nA B,sokhcn,C D\n")
     with pytest.raises(AccountError, match="two name columns"):
-        accounts.import_file(directory, path, profile=QT)
+        account_import.import_file(directory, path, profile=QT)
 
 
 def test_deleting_an_agency_mailbox_removes_its_empty_unit_only(directory):

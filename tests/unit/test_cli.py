@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from govmail import cli, lab
+from govmail import cli, lab, playbook
 from govmail.errors import DockerUnavailableError, LabError
 
 runner = CliRunner()
@@ -89,7 +89,7 @@ def test_up_no_provision_starts_hosts_and_prints_status_json(project: Path, dock
         return [lab.HostInfo("mail1", "govmail-lab-mail1", "running", "created", "running")]
 
     monkeypatch.setattr(lab, "ensure_hosts", ensure_hosts)
-    monkeypatch.setattr(cli.playbook, "run", lambda *a, **k: pytest.fail("the playbook must not run"))
+    monkeypatch.setattr(playbook, "run", lambda *a, **k: pytest.fail("the playbook must not run"))
     result = runner.invoke(cli.app, ["lab", "up", "--no-provision", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["hosts"]["mail1"] == "running"
@@ -105,9 +105,9 @@ def test_up_runs_the_site_playbook_and_points_to_credentials(project: Path, dock
 
     def run(project, on_task=None, on_line=None):
         ran.append(project.root)
-        return cli.playbook.PlaybookResult("playbooks/site.yml", 0, project.logs_dir / "x.log", 1.0)
+        return playbook.PlaybookResult("playbooks/site.yml", 0, project.logs_dir / "x.log", 1.0)
 
-    monkeypatch.setattr(cli.playbook, "run", run)
+    monkeypatch.setattr(playbook, "run", run)
     result = runner.invoke(cli.app, ["lab", "up"])
     assert result.exit_code == 0, result.output
     assert ran == [project.resolve()]
@@ -158,9 +158,9 @@ def test_up_converges_again_when_a_managed_file_drifted(project: Path, docker_st
     def run(project, on_task=None, on_line=None):
         runs.append(1)
         on_host["digest"] = "as-converged"  # the converge rewrites the files
-        return cli.playbook.PlaybookResult("playbooks/site.yml", 0, project.logs_dir / "x.log", 1.0)
+        return playbook.PlaybookResult("playbooks/site.yml", 0, project.logs_dir / "x.log", 1.0)
 
-    monkeypatch.setattr(cli.playbook, "run", run)
+    monkeypatch.setattr(playbook, "run", run)
     assert runner.invoke(cli.app, ["lab", "up"]).exit_code == 0
     assert runner.invoke(cli.app, ["lab", "up"]).exit_code == 0
     assert len(runs) == 1  # unchanged: skipped
