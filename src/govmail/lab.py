@@ -525,6 +525,7 @@ MANAGED_PATHS = (
     "/etc/postfix",
     "/etc/dovecot",
     "/etc/ldap/ldap.conf",
+    "/etc/ldap/slapd.d",
     "/etc/default/slapd",
     "/etc/govmail",
     "/etc/ssl/govmail",

@@ -103,3 +103,14 @@ def test_the_daily_timer_is_enabled_and_its_run_succeeds(mail_host):
     assert started.rc == 0, started.stderr
     result = mail_host.run("systemctl show -p Result --value govmail-lifecycle.service").stdout.strip()
     assert result == "success"
+
+
+def test_the_host_program_is_the_govmail_package_installed_from_a_wheel(mail_host):
+    """roles/lifecycle installs the package itself (no source files copied by name)."""
+    where = mail_host.check_output("/opt/govmail/venv/bin/python -c 'import govmail.lifecycle as m; print(m.__file__)'")
+    assert where.startswith("/opt/govmail/venv/lib/") and "/site-packages/govmail/" in where
+    listed = mail_host.check_output("/opt/govmail/venv/bin/python -m pip show --files govmail")
+    assert "govmail/mailbox.py" in listed and "govmail-lifecycle" in listed
+    assert not mail_host.file("/usr/local/lib/govmail/python").exists
+    check = mail_host.run("govmail-lifecycle check")
+    assert check.rc == 0 and check.stdout.startswith("quangtri-2026: lock after 90 idle days"), check.stdout
