@@ -12,16 +12,17 @@ place"). Ansible runs these on the controller, where the govmail package is inst
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from ansible.errors import AnsibleFilterError
 
 try:
-    from govmail import naming, policy
+    from govmail import naming, policy, sizes
     from govmail.errors import GovmailError
 except ImportError:  # ansible-playbook from a Python without the package: use the checkout's
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-    from govmail import naming, policy
+    from govmail import naming, policy, sizes
     from govmail.errors import GovmailError
 
 
@@ -39,14 +40,36 @@ def govmail_policy(name: str, overrides: dict | None = None) -> dict:
     Raises AnsibleFilterError (with govmail.policy's one-line message) for an unknown profile or a
     bad override, so a converge stops before anything is configured.
     """
+    if isinstance(overrides, Mapping):
+        overrides = dict(overrides)
     try:
         return policy.get_profile(str(name), overrides or None).as_dict()
     except GovmailError as exc:
         raise AnsibleFilterError(str(exc)) from None
 
 
+def govmail_bytes(size: str | int, name: str = "size") -> int:
+    """``2G`` -> 2147483648 (Dovecot's binary units, govmail.sizes); AnsibleFilterError naming ``name``."""
+    try:
+        return sizes.parse_size(size if isinstance(size, int) else str(size))
+    except GovmailError:
+        raise AnsibleFilterError(f"{name} is {size!r}: write a size like 2G, 5G or 500M (binary units)") from None
+
+
+def govmail_minimum_quota(kind: str) -> int:
+    """The regulation's smallest quota for a mailbox ``kind`` (personal|agency), in bytes (M6)."""
+    if kind not in policy.MINIMUM_QUOTA:
+        raise AnsibleFilterError(f"mailbox kind {kind!r} is unknown: use one of {', '.join(policy.MINIMUM_QUOTA)}")
+    return policy.MINIMUM_QUOTA[kind]
+
+
 class FilterModule:
-    """govmail_base_dn, govmail_policy."""
+    """govmail_base_dn, govmail_policy, govmail_bytes, govmail_minimum_quota."""
 
     def filters(self) -> dict:
-        return {"govmail_base_dn": govmail_base_dn, "govmail_policy": govmail_policy}
+        return {
+            "govmail_base_dn": govmail_base_dn,
+            "govmail_policy": govmail_policy,
+            "govmail_bytes": govmail_bytes,
+            "govmail_minimum_quota": govmail_minimum_quota,
+        }

@@ -87,7 +87,7 @@ def profile_for(inventory_dir: Path | str, name: str | None = None) -> policy.Po
     if overrides is not None and not isinstance(overrides, dict):
         raise PolicyError(
             f"govmail_policy_overrides in {inventory_dir} must be a mapping of field: value, "
-            f"not {type(overrides).__name__}"
+            f"not {policy.kind_of(overrides)}"
         )
     return policy.get_profile(str(site.value("govmail_policy_profile") or policy.DEFAULT_PROFILE), overrides)
 

@@ -42,6 +42,7 @@ from .errors import (
     DirectoryError,
     DirectoryUnavailableError,
     EntryExistsError,
+    GovmailError,
     InvalidCredentialsError,
     NoSuchEntryError,
 )
@@ -127,24 +128,23 @@ def settings(
             host = str(site.host_value(name, "ansible_host") or name)
             uri = f"ldaps://{host}:{LDAPS_PORT}"
     host = _parse_uri(uri)[1]
+    lab = _lab_inventory(inventory, project)
     if env.get(SECRETS_ENV_VAR):
         secrets = default_secrets_dir(project, dict(env))
     else:
         secrets = Path(str(site.value("govmail_secrets_dir") or default_secrets_dir(project, dict(env)))).expanduser()
-    ca_file = Path(env.get(CA_FILE_ENV) or secrets / "pki" / "ca.crt").expanduser()
+    # the CA: the variable, else an operator-supplied CA (pki role), else the internal CA's
+    ca_file = Path(env.get(CA_FILE_ENV) or site.value("pki_ca_certificate_file") or secrets / "pki" / "ca.crt")
+    ca_file = ca_file.expanduser()
     if not ca_file.is_file():
+        first = "provision the stack first (govmail lab up), or " if lab else ""
         raise DirectoryError(
-            f"CA certificate {ca_file} does not exist: provision the stack first (govmail lab up), "
-            f"or point {CA_FILE_ENV} at the CA that signed the directory's certificate"
+            f"CA certificate {ca_file} does not exist: {first}point {CA_FILE_ENV} at the CA that signed "
+            "the directory's certificate"
         )
-    password_file = env.get(ADMIN_PASSWORD_FILE_ENV)
-    if password_file:
-        path = Path(password_file).expanduser()
-        password = contract.read_secret(path.parent, path.name)
-    else:
-        password = contract.read_secret(secrets, "ldap-admin")
+    password = _admin_password(site, secrets, env, lab)
     names = tuple(dict.fromkeys(name for name in (mail_hostname, host) if name))
-    default_quota = {kind: parse_size(site.required(f"govmail_quota_{kind}")) for kind in policy.MINIMUM_QUOTA}
+    default_quota = {kind: _default_quota(site, kind) for kind in policy.MINIMUM_QUOTA}
     return Settings(
         uri=uri,
         domain=domain,
@@ -155,6 +155,47 @@ def settings(
         admin_password=password,
         default_quota=default_quota,
     )
+
+
+def _admin_password(site: Site, secrets: Path, env: Mapping[str, str], lab: bool) -> str:
+    """The directory administrator's password: ``$GOVMAIL_LDAP_ADMIN_PASSWORD_FILE``; else the
+    generated secret ``<secrets>/ldap-admin`` (the lab, or a site whose playbook generated it);
+    else the inventory's ``openldap_admin_password`` (a site's vault, decrypted as Ansible does)."""
+    password_file = env.get(ADMIN_PASSWORD_FILE_ENV)
+    if password_file:
+        path = Path(password_file).expanduser()
+        return contract.read_secret(path.parent, path.name)
+    if (secrets / "ldap-admin").is_file() or lab:
+        return contract.read_secret(secrets, "ldap-admin")
+    raw = site.host_variables().get("openldap_admin_password")
+    if raw is not None and "govmail_secret" not in str(raw):  # not the generating lookup of the lab
+        value = site.value("openldap_admin_password")
+        if value:
+            return str(value)
+    raise DirectoryError(
+        f"no administrator password for the directory of {site.inventory_dir}: set openldap_admin_password "
+        "in the inventory's vault (and ANSIBLE_VAULT_PASSWORD_FILE), or point "
+        f"{ADMIN_PASSWORD_FILE_ENV} at a file holding it"
+    )
+
+
+def _default_quota(site: Site, kind: str) -> int:
+    """``govmail_quota_<kind>`` of the site in bytes, or DirectoryError naming it (checked as the
+    govmail role checks it: a size, at least the regulation's minimum, REQUIREMENTS M6)."""
+    name = f"govmail_quota_{kind}"
+    value = site.required(name)
+    try:
+        size = parse_size(value)
+    except GovmailError:
+        raise DirectoryError(
+            f"{name} in {site.inventory_dir} is {value!r}: write a size like 2G, 5G or 500M (binary units)"
+        ) from None
+    if size < policy.MINIMUM_QUOTA[kind]:
+        raise DirectoryError(
+            f"{name} in {site.inventory_dir} is {value}, below the regulation's minimum for {kind} mailboxes "
+            f"({policy.MINIMUM_QUOTA[kind] // 1024**3}G, REQUIREMENTS M6): raise it"
+        )
+    return size
 
 
 def _parse_uri(uri: str) -> tuple[str, str, int]:
@@ -366,6 +407,9 @@ class Directory:
                 "the certificate is not trusted or does not name the host: check the CA file and the host name"
                 if "certificate" in reason.lower() or "ssl" in reason.lower()
                 else "is the lab up? run `make up` (or `govmail lab up`), or set " + URI_ENV
+                if f"{contract.LOCALHOST}:" in self.uri
+                else "check that the directory host is up and that this machine reaches it (port 636), "
+                "or set " + URI_ENV
             )
             raise DirectoryUnavailableError(
                 f"cannot connect to the directory at {self.uri} ({_short(reason)}): {hint}"

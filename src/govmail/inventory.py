@@ -154,7 +154,12 @@ class Site:
         except InventoryError:
             raise
         except Exception as exc:  # a vars file Ansible cannot parse or decrypt
-            hint = " (set ANSIBLE_VAULT_PASSWORD_FILE)" if "vault" in str(exc).lower() else ""
+            text = str(exc).lower()
+            hint = ""
+            if "decryption failed" in text:
+                hint = " (the vault password Ansible was given does not open it: check ANSIBLE_VAULT_PASSWORD_FILE)"
+            elif "vault" in text:
+                hint = " (set ANSIBLE_VAULT_PASSWORD_FILE to the file holding the vault password)"
             raise InventoryError(
                 f"Ansible cannot read the variables of inventory {self.inventory_dir}: {_one_line(exc)}{hint}"
             ) from None

@@ -266,5 +266,6 @@ def base_dn(domain: str) -> str:
     Raises :class:`NamingError` when ``domain`` is not a lower-case domain name.
     """
     if not isinstance(domain, str) or not _DOMAIN.match(domain):
-        raise NamingError(f"govmail_domain {domain!r} is not a domain name: use e.g. quangtri.gov.vn")
+        hint = " in lower case" if isinstance(domain, str) and _DOMAIN.match(domain.lower()) else ""
+        raise NamingError(f"govmail_domain {domain!r} is not a domain name: write it{hint} like quangtri.gov.vn")
     return ",".join(f"dc={label}" for label in domain.split("."))

@@ -217,9 +217,7 @@ def get_profile(name: str = DEFAULT_PROFILE, overrides: Mapping[str, Any] | None
     if not overrides:
         return profile
     if not isinstance(overrides, Mapping):
-        raise PolicyError(
-            f"policy overrides for {name} must be a mapping of field: value, not {type(overrides).__name__}"
-        )
+        raise PolicyError(f"policy overrides for {name} must be a mapping of field: value, not {kind_of(overrides)}")
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in _OVERRIDABLE:
@@ -229,6 +227,14 @@ def get_profile(name: str = DEFAULT_PROFILE, overrides: Mapping[str, Any] | None
     result = dataclasses.replace(profile, **changes)
     _check_consistent(result)
     return result
+
+
+def kind_of(value: Any) -> str:
+    """A value's kind as the inventory's author wrote it (Ansible wraps YAML values in its own types)."""
+    for kind, name in ((Mapping, "mapping"), (str, "string"), (bool, "boolean"), (int, "number"), (list, "list")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def _coerce(profile: str, key: str, value: Any) -> Any:

@@ -15,6 +15,7 @@ need the host itself, not only its LDAP port. Which host and how:
 
 from __future__ import annotations
 
+import getpass
 import os
 import shlex
 import shutil
@@ -29,6 +30,7 @@ from .inventory import Site
 
 CONTAINER_ENV = "GOVMAIL_DIRECTORY_CONTAINER"
 DOCKER_CONNECTIONS = ("community.docker.docker", "docker")
+LOCAL_CONNECTIONS = ("local", "ansible.builtin.local")
 TIMEOUT = 1800
 
 
@@ -51,14 +53,16 @@ class Runner:
         tool = self.prefix[0]
         if shutil.which(tool) is None:
             raise RemoteError(f"`{tool}` is not installed on this machine: it is needed to reach {self.description}")
-        argv = [*self.prefix, *command] if tool == "docker" else [*self.prefix, shlex.join(command)]
+        argv = [*self.prefix, *command] if tool != "ssh" else [*self.prefix, shlex.join(command)]
         try:
             completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             raise RemoteError(f"{shlex.join(command)} on {self.description} did not finish in {timeout}s") from None
         except OSError as exc:
             raise RemoteError(f"cannot run {tool} to reach {self.description}: {exc}") from None
-        if (tool == "docker" and completed.returncode in (125, 126)) or (tool == "ssh" and completed.returncode == 255):
+        sudo_refused = (1,) if "password is required" in completed.stderr else ()
+        unreachable = {"docker": (125, 126), "ssh": (255,), "sudo": sudo_refused}
+        if completed.returncode in unreachable.get(tool, ()):
             detail = (completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"])[-1]
             raise RemoteError(f"cannot reach {self.description}: {detail}")
         return Completed(completed.returncode, completed.stdout, completed.stderr)
@@ -82,7 +86,10 @@ def directory_host(
     ``ansible_user``, ``ansible_port``, ``ansible_ssh_private_key_file``,
     ``ansible_ssh_common_args``/``ansible_ssh_extra_args``, and ``ansible_become_user`` /
     ``ansible_become_method`` (the playbooks run with ``become: true``, so a user other than root
-    always goes through sudo, as Ansible would). Raises :class:`RemoteError` (one line).
+    always goes through sudo, as Ansible would). ``ansible_connection: local`` runs the command on
+    this machine (through ``sudo -n`` unless this user is the become user). ssh runs with
+    ``BatchMode=yes`` and sudo with ``-n``: keys and passwordless sudo, never a password prompt
+    (``ansible_ssh_pass`` and become passwords are not used). Raises :class:`RemoteError`.
     """
     env = os.environ if environ is None else environ
     container = env.get(CONTAINER_ENV, "").strip()
@@ -98,8 +105,14 @@ def directory_host(
         return site.host_value(name, key, default)
 
     address = str(var("ansible_host") or name)
-    if str(var("ansible_connection") or "") in DOCKER_CONNECTIONS:
+    connection = str(var("ansible_connection") or "")
+    if connection in DOCKER_CONNECTIONS:
         return Runner(name, ("docker", "exec", "-i", address), f"{name} (container {address})")
+    become_user = str(var("ansible_become_user") or "root")
+    if connection in LOCAL_CONNECTIONS:  # the controller is the directory host
+        if getpass.getuser() == become_user:
+            return Runner(name, ("env",), f"{name} (this machine)")
+        return Runner(name, ("sudo", "-n", "-u", become_user, "--"), f"{name} (this machine, sudo)")
     user = str(var("ansible_user") or "root")
     ssh = ["ssh", "-o", "BatchMode=yes"]
     if var("ansible_port"):
@@ -108,7 +121,6 @@ def directory_host(
         ssh += ["-i", str(var("ansible_ssh_private_key_file"))]
     ssh += _words(var("ansible_ssh_common_args")) + _words(var("ansible_ssh_extra_args"))
     ssh.append(f"{user}@{address}")
-    become_user = str(var("ansible_become_user") or "root")
     if user != become_user:
         method = str(var("ansible_become_method") or "sudo")
         if method != "sudo":

@@ -226,3 +226,58 @@ def test_no_server_gives_one_line_naming_the_uri_and_the_fix(tmp_path: Path):
         Directory.open(settings)
     message = str(caught.value)
     assert uri in message and "make up" in message and "\n" not in message
+
+
+def _site(project: Path, write_file, extra: str = "") -> Path:
+    site = project / "inventories" / "dc"
+    write_file(site / "hosts.yml", "all:\n  children:\n    ldap:\n      hosts:\n        dir1.dc.example:\n")
+    write_file(
+        site / "group_vars" / "all" / "vars.yml",
+        f"govmail_domain: quangtri.gov.vn\ngovmail_secrets_dir: {project}/site-secrets\n{extra}",
+    )
+    write_file(project / "site-secrets" / "pki" / "ca.crt", "fake\n")
+    return site
+
+
+def test_a_sites_admin_password_comes_from_its_vault(project: Path, write_file, tmp_path: Path):
+    """The playbook never writes <secrets>/ldap-admin for a site: the CLI reads the vault as Ansible does."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    site = _site(project, write_file, "openldap_admin_password: '{{ vault_openldap_admin_password }}'\n")
+    vault = VaultLib([("default", VaultSecret(b"vault-pass"))]).encrypt(
+        "vault_openldap_admin_password: S1te#Admin-pw\n"
+    )
+    write_file(site / "group_vars" / "all" / "vault.yml", vault.decode())
+    write_file(tmp_path / "pass", "vault-pass\n")
+    from govmail.inventory import Site
+
+    loaded = Site(site, project, vault_password_files=[str(tmp_path / "pass")])
+    found = directory.settings(site, project_dir=project, environ={}, site=loaded)
+    assert found.admin_password == "S1te#Admin-pw"
+
+
+def test_no_admin_password_for_a_site_says_where_to_put_it(project: Path, write_file):
+    site = _site(project, write_file)
+    with pytest.raises(DirectoryError, match=r"set openldap_admin_password in the inventory's vault") as raised:
+        directory.settings(site, project_dir=project, environ={})
+    assert "govmail lab up" not in str(raised.value)
+
+
+def test_an_operator_supplied_ca_is_the_one_trusted(project: Path, write_file):
+    ca = write_file(project / "operator-ca.pem", "fake\n")
+    site = _site(project, write_file, f"pki_ca_certificate_file: {ca}\nopenldap_admin_password: Adm1n#pw-site\n")
+    assert directory.settings(site, project_dir=project, environ={}).ca_file == ca.resolve()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("3 gigs", r"govmail_quota_personal in .* is '3 gigs': write a size like 2G"),
+        ("1G", r"below the regulation's minimum"),
+    ],
+    ids=["not-a-size", "below-m6"],
+)
+def test_a_bad_default_quota_is_named(project: Path, write_file, value, message):
+    site = _site(project, write_file, f"govmail_quota_personal: {value}\nopenldap_admin_password: Adm1n#pw-site\n")
+    with pytest.raises(DirectoryError, match=message):
+        directory.settings(site, project_dir=project, environ={})

@@ -356,5 +356,10 @@ def test_base_dn_has_one_dc_per_domain_label(domain, dn):
 
 
 def test_an_invalid_domain_is_refused_with_an_example():
-    with pytest.raises(NamingError, match=r"'not a domain' is not a domain name: use e.g. quangtri.gov.vn"):
+    with pytest.raises(NamingError, match=r"'not a domain' is not a domain name: write it like quangtri.gov.vn"):
         naming.base_dn("not a domain")
+
+
+def test_an_upper_case_domain_is_refused_with_the_fix():
+    with pytest.raises(NamingError, match=r"'QuangTri.Gov.VN' is not a domain name: write it in lower case like"):
+        naming.base_dn("QuangTri.Gov.VN")

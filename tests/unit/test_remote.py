@@ -157,3 +157,24 @@ def test_ssh_gets_one_shell_quoted_command(monkeypatch):
     monkeypatch.setattr(remote.subprocess, "run", fake)
     assert runner.run(["govmail-lifecycle", "run", "--as-of", "2027-01-01"]).returncode == 0
     assert seen["argv"] == ["ssh", "root@h", "govmail-lifecycle run --as-of 2027-01-01"]
+
+
+def test_a_local_connection_runs_on_this_machine(tmp_path, monkeypatch):
+    path = inventory(tmp_path, HOSTS_PLAIN.replace("{ansible_host: 10.0.0.7}", "{ansible_connection: local}"))
+    monkeypatch.setattr(remote.getpass, "getuser", lambda: "root")
+    assert remote.directory_host(path, {}).prefix == ("env",)
+    monkeypatch.setattr(remote.getpass, "getuser", lambda: "ops")
+    assert remote.directory_host(path, {}).prefix == ("sudo", "-n", "-u", "root", "--")
+
+
+def test_a_local_command_is_run_as_argv(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(remote.shutil, "which", lambda tool: "/usr/bin/env")
+
+    def fake(argv, **kwargs):
+        seen["argv"] = argv
+        return subprocess.CompletedProcess(argv, 0, "{}", "")
+
+    monkeypatch.setattr(remote.subprocess, "run", fake)
+    remote.Runner("h", ("env",), "h").run(["govmail-lifecycle", "run", "--as-of", "2027-01-01"])
+    assert seen["argv"] == ["env", "govmail-lifecycle", "run", "--as-of", "2027-01-01"]

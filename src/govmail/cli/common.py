@@ -110,8 +110,9 @@ ProfileOption = Annotated[
     str | None,
     typer.Option(
         "--profile",
-        help="Policy profile: quangtri-2026, ninhbinh-2020 or laichau-2019 (default: the inventory's "
-        "govmail_policy_profile, else quangtri-2026).",
+        help="Policy profile: quangtri-2026, ninhbinh-2020 or laichau-2019, taken as it is, without the "
+        "inventory's govmail_policy_overrides (default: the inventory's govmail_policy_profile with its "
+        "overrides, else quangtri-2026).",
         show_default=False,
     ),
 ]
