@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import email.policy
 import email.utils
+import functools
 import imaplib
 import json
 import os
@@ -287,12 +288,14 @@ def parse(raw: bytes) -> EmailMessage:
 # --- directory ---------------------------------------------------------------------------
 
 
-def base_dn(domain: str) -> str:
-    return ",".join(f"dc={part}" for part in domain.split("."))
+@functools.cache
+def site_base_dn() -> str:
+    """The stack's directory suffix as its inventory sets it (govmail_ldap_base_dn, through Ansible)."""
+    return contract.site_values(PROJECT_DIR / "inventories" / "lab", PROJECT_DIR)["base_dn"]
 
 
 def mailbox_dn(domain: str, account: dict) -> str:
-    return f"uid={account['address'].split('@')[0]},ou={account['agency']},ou=agencies,{base_dn(domain)}"
+    return f"uid={account['address'].split('@')[0]},ou={account['agency']},ou=agencies,{site_base_dn()}"
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import ssl
 
 import ldap3
 import pytest
+from conftest import site_base_dn
 from ldap3.core.exceptions import LDAPException
 
 
@@ -31,10 +32,6 @@ def ldap_starttls(address, port, hostname, creds):
     return _server(address, port, "ldap", hostname, creds["ca_certificate"])
 
 
-def _base_dn(domain):
-    return ",".join(f"dc={part}" for part in domain.split("."))
-
-
 def test_anonymous_client_reads_the_root_dse(ldaps):
     conn = ldap3.Connection(ldaps, auto_bind=True)
     conn.search("", "(objectClass=*)", search_scope=ldap3.BASE, attributes=["namingContexts"])
@@ -43,22 +40,22 @@ def test_anonymous_client_reads_the_root_dse(ldaps):
 
 def test_anonymous_client_reads_no_mailbox(ldaps, domain, alice):
     conn = ldap3.Connection(ldaps, auto_bind=True)
-    conn.search(_base_dn(domain), f"(mail={alice['address']})", attributes=["cn", "mail"])
+    conn.search(site_base_dn(), f"(mail={alice['address']})", attributes=["cn", "mail"])
     assert conn.entries == []
-    conn.search(_base_dn(domain), "(objectClass=*)")
+    conn.search(site_base_dn(), "(objectClass=*)")
     assert conn.entries == []
 
 
 def test_user_authenticates_over_ldaps_and_reads_the_address_book(ldaps, domain, alice, bob):
     conn = ldap3.Connection(ldaps, user=_dn_of(ldaps, domain, alice), password=alice["password"], auto_bind=True)
-    conn.search(f"ou=agencies,{_base_dn(domain)}", f"(mail={bob['address']})", attributes=["cn", "userPassword"])
+    conn.search(f"ou=agencies,{site_base_dn()}", f"(mail={bob['address']})", attributes=["cn", "userPassword"])
     assert len(conn.entries) == 1
     assert conn.entries[0].cn.value == bob["name"]
     assert "userPassword" not in conn.entries[0].entry_attributes_as_dict or not conn.entries[0].userPassword.values
 
 
 def _dn_of(server, domain, account):
-    return f"uid={account['address'].split('@')[0]},ou={account['agency']},ou=agencies,{_base_dn(domain)}"
+    return f"uid={account['address'].split('@')[0]},ou={account['agency']},ou=agencies,{site_base_dn()}"
 
 
 def test_simple_bind_without_tls_is_refused(ldap_starttls, domain, alice):

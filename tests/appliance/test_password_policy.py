@@ -10,7 +10,7 @@ import uuid
 import clients
 import ldap3
 import pytest
-from conftest import base_dn, imap_login_ok, mailbox_dn
+from conftest import imap_login_ok, mailbox_dn, site_base_dn
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_successful_login_is_recorded_as_last_login(ldap_admin, carol_dn, carol,
 def test_wrong_passwords_for_a_service_account_never_lock_it(ldaps_server, ldap_admin, domain, alice, address,
                                                             hostname, port, tls):  # fmt: skip
     """A stranger guessing Dovecot's bind password must not stop every login (policy cn=services)."""
-    service = f"cn=dovecot,ou=services,{base_dn(domain)}"
+    service = f"cn=dovecot,ou=services,{site_base_dn()}"
     try:
         for _ in range(6):
             assert not ldap3.Connection(ldaps_server, user=service, password="Sai-Mat-Khau-9!").bind()
