@@ -42,4 +42,6 @@ class RoleView:
         """``templates/<template>`` of the role, rendered for the host (``extra``: e.g. ``item``)."""
         text = (self.role_path / "templates" / template).read_text(encoding="utf-8")
         templar = self.site.templar({**self.variables, **extra}) if extra else self.templar
-        return str(templar.template(self.site.trusted(text)))
+        # as ansible.builtin.template renders a file (its action plugin's defaults)
+        overrides = {"trim_blocks": True, "lstrip_blocks": False, "newline_sequence": "\n"}
+        return str(templar.template(self.site.trusted(text), escape_backslashes=False, overrides=overrides))

@@ -1,20 +1,15 @@
-"""Role templates that carry secrets render them so the service reads back exactly the secret."""
+"""Role templates that carry secrets render them so the service reads back exactly the secret
+(rendered with Ansible's own templating, as a play does)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-import jinja2
 import pytest
+from rendering import RoleView
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def render(path: str, **variables) -> str:
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    environment.filters["comment"] = lambda text: f"# {text}"
-    return environment.from_string((ROOT / path).read_text()).render(ansible_managed="managed", **variables)
+from govmail.inventory import Site
 
 
 def dovecot_value(line: str) -> str:
@@ -25,7 +20,8 @@ def dovecot_value(line: str) -> str:
 
 
 @pytest.mark.parametrize("secret", ["Ab1#cd%qE!f@*&", 'with"quote\\and#hash', "plain24CharsLongSecret1!"])
-def test_dovecot_ldap_password_survives_hash_quote_and_backslash(secret):
-    text = render("roles/dovecot/templates/ldap.conf.j2", dovecot_ldap_bind_password=secret)
+def test_dovecot_ldap_password_survives_hash_quote_and_backslash(project: Path, secret):
+    view = RoleView(Site(project / "inventories" / "lab", project), "dovecot")
+    text = view.render("ldap.conf.j2", dovecot_ldap_bind_password=secret)
     line = next(line for line in text.splitlines() if line.startswith("ldap_auth_dn_password"))
     assert dovecot_value(line) == secret
