@@ -85,3 +85,11 @@ def test_an_empty_folder_of_the_new_layout_gives_way_but_one_with_mail_is_a_conf
     assert (old_maildir / "Sent/cur/2.M2.host:2,S").read_text() == "sent"
     assert (old_maildir / ".Drafts/cur/4.M4.host:2,D").read_text() == "draft"  # left where it was
     assert (old_maildir / "Drafts/cur/5.M5.host:2,").read_text() == "newer"
+
+
+def test_a_folder_of_the_new_layout_named_with_a_leading_dot_is_left_alone(script, tmp_path):
+    maildir = tmp_path / "vmail" / "example.test" / "lan" / "Maildir"
+    hidden = folder(maildir, ".hidden", {"6.M6.host:2,S": "kept"})
+    (hidden / "maildirfolder").unlink()  # Dovecot writes it only in Maildir++ folders
+    assert run(script, "migrate", str(tmp_path / "vmail")) == (0, {})
+    assert (maildir / ".hidden/cur/6.M6.host:2,S").read_text() == "kept"
