@@ -187,7 +187,7 @@ def _check(stream: Stream, imaps, account, extra_copies: int = 0) -> dict:
     assert not lost, f"accepted with 250 but not in the mailbox: {lost[:5]} ({summary})"
     assert not refused_but_stored, f"refused with 4xx but delivered: {refused_but_stored[:5]} ({summary})"
     assert not unexpected, unexpected[:5]
-    return summary
+    return {**summary, "stored_twice": len(doubled)}
 
 
 # Killing Dovecot (its master takes its LMTP processes with it) between storing a message and
