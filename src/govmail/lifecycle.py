@@ -209,6 +209,9 @@ class Config:
     profile: policy.PolicyProfile
     ldap_uri: str = "ldapi:///var/run/slapd/ldapi"
     vmail_dir: str = "/var/vmail"
+    # Folder layout of the Maildirs (govmail_mailbox_layout), written into each archive so a
+    # restore knows how to read it.
+    mailbox_layout: str = "fs"
     archive_dir: str = "/var/backups/govmail/archive"
     sender: str = ""
     sendmail: str = "/usr/sbin/sendmail"
@@ -233,6 +236,7 @@ class Config:
                 profile=profile,
                 ldap_uri=data.get("ldap_uri", "ldapi:///var/run/slapd/ldapi"),
                 vmail_dir=data.get("vmail_dir", "/var/vmail"),
+                mailbox_layout=data.get("mailbox_layout", "fs"),
                 archive_dir=data.get("archive_dir", "/var/backups/govmail/archive"),
                 sender=data.get("sender") or f"postmaster@{data['domain']}",
                 sendmail=data.get("sendmail", "/usr/sbin/sendmail"),
@@ -352,7 +356,12 @@ class Host:
         target_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         target = target_dir / f"{action.address}-{as_of.isoformat()}.tar.gz"
         home = self.maildir(action.address)
-        entry = {"dn": box.dn, "attributes": box.attributes, "archived": generalized(datetime.now(UTC))}
+        entry = {
+            "dn": box.dn,
+            "attributes": box.attributes,
+            "archived": generalized(datetime.now(UTC)),
+            "mailbox_layout": self.config.mailbox_layout,
+        }
         files = 0
         handle, temporary = tempfile.mkstemp(dir=target_dir, prefix=".archive-")
         os.close(handle)

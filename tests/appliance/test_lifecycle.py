@@ -8,6 +8,7 @@ idle days, notify the agency after 180, delete 3 days after the notice).
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
@@ -63,6 +64,8 @@ def test_idle_mailbox_is_locked_then_announced_then_archived_and_deleted(unit, g
     listing = mail_host.run(f"tar -tzf {archive}")
     assert listing.rc == 0 and "entry.json" in listing.stdout.split()
     assert mail_host.file(archive).mode == 0o600
+    entry = json.loads(mail_host.check_output(f"tar -xzOf {archive} entry.json"))
+    assert entry["mailbox_layout"] == "fs" and entry["attributes"]["mail"] == [mailbox]
     error = one_line_error(govmail("account", "show", mailbox, "--json"))
     assert mailbox in error
     smtp.ehlo("mx.example.net")

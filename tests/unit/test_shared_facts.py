@@ -198,10 +198,18 @@ def test_postfix_and_dovecot_meet_on_the_same_sockets(site_with):
     assert "check_policy_service unix:private/quota-status" in main_cf
 
 
-def test_a_smaller_attachment_limit_lowers_postfixs_message_size_limit(site_with):
+def test_a_smaller_attachment_limit_lowers_the_size_postfix_advertises(site_with):
     site = site_with("---\ngovmail_attachment_limit_mb: 10\n")
-    limit = int(_postfix_setting(RoleView(site, "postfix").render("etc/postfix/main.cf.j2"), "message_size_limit"))
-    assert 10 * 1024**2 * 4 // 3 < limit < 16 * 1024**2
+    postfix = RoleView(site, "postfix")
+    advertised = {
+        int(size) for size in re.findall(r"-o message_size_limit=(\d+)", postfix.render("etc/postfix/master.cf.j2"))
+    }
+    assert advertised == {int(site.value("govmail_message_size_limit"))}
+    assert 10 * 1024**2 * 4 // 3 < advertised.pop() < 16 * 1024**2
+    cleanup = int(_postfix_setting(postfix.render("etc/postfix/main.cf.j2"), "message_size_limit"))
+    assert cleanup == int(site.value("govmail_message_size_limit")) + int(
+        postfix.value("postfix_message_size_headroom")
+    )
 
 
 # --- the inventory as Ansible reads it ------------------------------------------------------------
