@@ -8,7 +8,7 @@ from pathlib import Path
 import ldap3
 import pytest
 
-from govmail import directory
+from govmail import connection, directory
 from govmail.directory import (
     Directory,
     DirectoryError,
@@ -26,7 +26,7 @@ ADMIN = f"cn=admin,{BASE}"
 
 
 def test_lab_inventory_connects_to_the_published_ldaps_port(project: Path, secrets):
-    found = directory.settings(project / "inventories" / "lab", project_dir=project, environ={})
+    found = connection.directory_settings(project / "inventories" / "lab", project_dir=project, environ={})
     assert found.uri == "ldaps://127.0.0.1:10636"
     assert found.tls_names[0] == "mail.quangtri.gov.vn"
     assert found.ca_file == (project / ".lab" / "secrets" / "pki" / "ca.crt").resolve()
@@ -36,7 +36,7 @@ def test_lab_inventory_connects_to_the_published_ldaps_port(project: Path, secre
 
 
 def test_admin_password_never_appears_in_the_settings_repr(project: Path, secrets):
-    found = directory.settings(project / "inventories" / "lab", project_dir=project, environ={})
+    found = connection.directory_settings(project / "inventories" / "lab", project_dir=project, environ={})
     assert secrets["ldap-admin"] not in repr(found)
 
 
@@ -45,7 +45,7 @@ def test_environment_aims_the_commands_at_another_stack(project: Path, tmp_path:
     write_file(other / "ldap-admin", "Other#Admin-Pass1\n")
     write_file(other / "pki" / "ca.crt", "fake ca\n")
     env = {"GOVMAIL_LDAP_URI": "ldaps://127.0.0.1:20636", "GOVMAIL_SECRETS_DIR": str(other)}
-    found = directory.settings(project / "inventories" / "lab", project_dir=project, environ=env)
+    found = connection.directory_settings(project / "inventories" / "lab", project_dir=project, environ=env)
     assert found.uri == "ldaps://127.0.0.1:20636"
     assert found.admin_password == "Other#Admin-Pass1"
     assert found.ca_file == (other / "pki" / "ca.crt").resolve()
@@ -55,7 +55,7 @@ def test_admin_password_file_and_ca_file_override_the_secrets(project: Path, tmp
     password = write_file(tmp_path / "vault" / "admin.txt", "From#The-Vault9\n")
     ca = write_file(tmp_path / "own-ca.pem", "ca\n")
     env = {"GOVMAIL_LDAP_ADMIN_PASSWORD_FILE": str(password), "GOVMAIL_LDAP_CA_FILE": str(ca)}
-    found = directory.settings(project / "inventories" / "lab", project_dir=project, environ=env)
+    found = connection.directory_settings(project / "inventories" / "lab", project_dir=project, environ=env)
     assert found.admin_password == "From#The-Vault9"
     assert found.ca_file == ca.resolve()
 
@@ -67,7 +67,7 @@ def test_site_inventory_connects_to_the_first_host_of_the_ldap_group(project: Pa
         "govmail_domain: quangtri.gov.vn\ngovmail_mail_hostname: mail.quangtri.gov.vn\n",
     )
     write_file(site / "hosts.yml", "all:\n  children:\n    ldap:\n      hosts:\n        dir1.dc.example:\n")
-    found = directory.settings(site, project_dir=project, environ={})
+    found = connection.directory_settings(site, project_dir=project, environ={})
     assert found.uri == "ldaps://dir1.dc.example:636"
     assert found.tls_names == ("mail.quangtri.gov.vn", "dir1.dc.example")
 
@@ -80,19 +80,21 @@ def test_site_inventory_without_ldap_group_asks_for_the_uri(project: Path, write
     )
     write_file(site / "hosts.yml", "all:\n  hosts:\n    mail1:\n")
     with pytest.raises(DirectoryError, match="GOVMAIL_LDAP_URI"):
-        directory.settings(site, project_dir=project, environ={})
+        connection.directory_settings(site, project_dir=project, environ={})
 
 
 def test_missing_ca_names_the_file_and_the_fix(project: Path):
     (project / ".lab" / "secrets" / "pki" / "ca.crt").unlink()
     with pytest.raises(DirectoryError, match=r"ca\.crt does not exist.*govmail lab up"):
-        directory.settings(project / "inventories" / "lab", project_dir=project, environ={})
+        connection.directory_settings(project / "inventories" / "lab", project_dir=project, environ={})
 
 
 @pytest.mark.parametrize("uri", ["http://127.0.0.1:636", "ldaps://", "127.0.0.1:10636", "ldaps://host:notaport"])
 def test_a_uri_that_is_not_ldap_is_refused(project: Path, uri: str):
     with pytest.raises(DirectoryError, match="not an LDAP URI"):
-        directory.settings(project / "inventories" / "lab", project_dir=project, environ={"GOVMAIL_LDAP_URI": uri})
+        connection.directory_settings(
+            project / "inventories" / "lab", project_dir=project, environ={"GOVMAIL_LDAP_URI": uri}
+        )
 
 
 # --- values --------------------------------------------------------------------------------------
@@ -252,21 +254,21 @@ def test_a_sites_admin_password_comes_from_its_vault(project: Path, write_file, 
     from govmail.inventory import Site
 
     loaded = Site(site, project, vault_password_files=[str(tmp_path / "pass")])
-    found = directory.settings(site, project_dir=project, environ={}, site=loaded)
+    found = connection.directory_settings(site, project_dir=project, environ={}, site=loaded)
     assert found.admin_password == "S1te#Admin-pw"
 
 
 def test_no_admin_password_for_a_site_says_where_to_put_it(project: Path, write_file):
     site = _site(project, write_file)
     with pytest.raises(DirectoryError, match=r"set openldap_admin_password in the inventory's vault") as raised:
-        directory.settings(site, project_dir=project, environ={})
+        connection.directory_settings(site, project_dir=project, environ={})
     assert "govmail lab up" not in str(raised.value)
 
 
 def test_an_operator_supplied_ca_is_the_one_trusted(project: Path, write_file):
     ca = write_file(project / "operator-ca.pem", "fake\n")
     site = _site(project, write_file, f"pki_ca_certificate_file: {ca}\nopenldap_admin_password: Adm1n#pw-site\n")
-    assert directory.settings(site, project_dir=project, environ={}).ca_file == ca.resolve()
+    assert connection.directory_settings(site, project_dir=project, environ={}).ca_file == ca.resolve()
 
 
 @pytest.mark.parametrize(
@@ -280,4 +282,4 @@ def test_an_operator_supplied_ca_is_the_one_trusted(project: Path, write_file):
 def test_a_bad_default_quota_is_named(project: Path, write_file, value, message):
     site = _site(project, write_file, f"govmail_quota_personal: {value}\nopenldap_admin_password: Adm1n#pw-site\n")
     with pytest.raises(DirectoryError, match=message):
-        directory.settings(site, project_dir=project, environ={})
+        connection.directory_settings(site, project_dir=project, environ={})

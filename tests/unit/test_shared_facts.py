@@ -14,7 +14,7 @@ import pytest
 from rendering import RoleView
 from test_accounts import seeded_directory
 
-from govmail import accounts, contract, directory
+from govmail import accounts, connection, contract
 from govmail.inventory import Site
 
 GIB = 1024**3
@@ -90,13 +90,13 @@ def test_a_personal_quota_of_3g_is_enforced_by_dovecot_and_reported_by_the_cli(s
     dovecot = RoleView(site, "dovecot").render("etc/dovecot/dovecot.conf.j2")
     assert 'quota_storage_size = %{ldap:govmailQuota | default("3G")}' in dovecot
     assert 'quota_storage_size = %{ldap:govmailQuota | default("5G")}' in dovecot
-    settings = directory.settings(site.inventory_dir, project_dir=site.project_dir, environ={}, site=site)
+    settings = connection.directory_settings(site.inventory_dir, project_dir=site.project_dir, environ={}, site=site)
     assert settings.default_quota == {"personal": 3 * GIB, "agency": 5 * GIB}
 
 
 def test_account_show_reports_the_inventorys_default_for_a_mailbox_without_its_own_quota(site_with):
     site = site_with("---\ngovmail_quota_personal: 3G\n")
-    settings = directory.settings(site.inventory_dir, project_dir=site.project_dir, environ={}, site=site)
+    settings = connection.directory_settings(site.inventory_dir, project_dir=site.project_dir, environ={}, site=site)
     with seeded_directory(default_quota=settings.default_quota) as opened:
         profile = accounts.profile_for(site.inventory_dir)
         person = accounts.add_person(opened, "Nguyễn Văn Long", "sokhcn", profile=profile)
@@ -120,7 +120,7 @@ def test_a_custom_base_dn_reaches_the_directory_postfix_dovecot_the_lifecycle_an
     assert _dovecot_setting(dovecot, "ldap_base") == ["ou=agencies,o=province,c=vn"]
     lifecycle = json.loads(RoleView(site, "lifecycle").render("lifecycle.json.j2"))
     assert lifecycle["base_dn"] == "o=province,c=vn"
-    settings = directory.settings(site.inventory_dir, project_dir=site.project_dir, environ={}, site=site)
+    settings = connection.directory_settings(site.inventory_dir, project_dir=site.project_dir, environ={}, site=site)
     assert (settings.base_dn, settings.admin_dn) == ("o=province,c=vn", "cn=admin,o=province,c=vn")
     assert contract.site_values(site.inventory_dir, site.project_dir)["base_dn"] == "o=province,c=vn"
 
@@ -224,5 +224,5 @@ def test_an_override_at_any_inventory_level_is_seen_by_roles_and_cli(site_with, 
     site = site_with("---\ngovmail_quota_agency: 6G\n", level=level)
     dovecot = RoleView(site, "dovecot", "dc-mail1").render("etc/dovecot/dovecot.conf.j2")
     assert 'default("6G")' in dovecot
-    settings = directory.settings(site.inventory_dir, project_dir=site.project_dir, environ={}, site=site)
+    settings = connection.directory_settings(site.inventory_dir, project_dir=site.project_dir, environ={}, site=site)
     assert settings.default_quota["agency"] == 6 * GIB

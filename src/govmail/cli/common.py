@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from .. import __version__, accounts, directory
+from .. import __version__, accounts, connection
 from ..directory import Directory
 from ..errors import AccountError, GovmailError
 from ..policy import PolicyProfile
@@ -132,7 +132,7 @@ def _inventory(inventory: Path | None) -> tuple[Project, Path]:
 @contextlib.contextmanager
 def _directory(inventory: Path | None) -> Iterator[Directory]:
     project, inventory_dir = _inventory(inventory)
-    with Directory.open(directory.settings(inventory_dir, project_dir=project.root)) as opened:
+    with Directory.open(connection.directory_settings(inventory_dir, project_dir=project.root)) as opened:
         yield opened
 
 
