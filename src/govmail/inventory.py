@@ -8,7 +8,7 @@ what the inventory sets lie the project's documented defaults of the shared fact
 Values are templated with Ansible's own templating (and the project's filter and lookup plugins,
 through the project's ``ansible.cfg``), only when asked for.
 
-    site = Site.load("inventories/lab")
+    site = Site("inventories/lab")
     site.value("govmail_ldap_base_dn")          # 'dc=quangtri,dc=gov,dc=vn'
     site.first_host("ldap")                      # 'mail1'
     site.host_value("mail1", "ansible_user")     # None when unset
@@ -106,11 +106,6 @@ class Site:
         if not self._inventory.list_hosts("all"):
             raise InventoryError(f"inventory {self.inventory_dir} has no hosts: add them to hosts.yml")
 
-    @classmethod
-    def load(cls, inventory_dir: Path | str, project_dir: Path | str | None = None) -> Site:
-        """Same as ``Site(inventory_dir, project_dir)``."""
-        return cls(inventory_dir, project_dir)
-
     @cached_property
     def defaults(self) -> dict[str, Any]:
         """The project's documented defaults of the shared facts (roles/govmail/defaults/main.yml)."""
@@ -207,14 +202,6 @@ class Site:
         if value in (None, ""):
             raise InventoryError(f"{name} is not set in inventory {self.inventory_dir}: add it to group_vars/all")
         return value
-
-    def template(self, text: str, host: str | None = None) -> Any:
-        """Template an expression of the project's own (trusted) with ``host``'s variables."""
-        templar = self._templar_class(loader=self._loader, variables=self.host_variables(host))
-        try:
-            return _plain(templar.template(self._trust(text)))
-        except Exception as exc:
-            raise InventoryError(f"{text} in inventory {self.inventory_dir}: {_one_line(exc)}") from None
 
 
 def _plain(value: Any) -> Any:

@@ -78,8 +78,12 @@ def test_a_consistent_site_passes(tmp_path):
             {"hosts.yml": HOSTS.replace("ldap: {hosts: {dir1: }}", "directory: {hosts: {dir1: }}")},
             "no host in the `ldap` group",
         ),
+        (
+            {"group_vars/all/policy.yml": "---\ngovmail_policy_overrides: {inactivity_lock_days: 0}\n"},
+            "policy override inactivity_lock_days (profile quangtri-2026) is 0",
+        ),
     ],
-    ids=["quota-per-host", "base-dn-per-group", "quota-not-a-size", "quota-below-m6", "no-ldap-group"],
+    ids=["quota-per-host", "base-dn-per-group", "quota-not-a-size", "quota-below-m6", "no-ldap-group", "bad-override"],
 )
 def test_a_site_that_gets_a_shared_fact_wrong_is_stopped_with_its_name(tmp_path, files, message):
     result = converge(tmp_path, files)
