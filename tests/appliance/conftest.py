@@ -315,3 +315,51 @@ def ldap_admin(ldaps_server, creds):
     )
     yield conn
     conn.unbind()
+
+
+# --- quota ----------------------------------------------------------------------------------
+
+
+def quota_kib(imaps, account) -> tuple[int, int]:
+    """(used, limit) in KiB as IMAP GETQUOTAROOT reports them."""
+    client = imaps(account)
+    _, data = client.getquotaroot("INBOX")
+    text = b" ".join(part for group in data for part in group if isinstance(part, bytes)).decode()
+    used, limit = re.search(r"STORAGE (\d+) (\d+)", text).groups()
+    return int(used), int(limit)
+
+
+@pytest.fixture
+def set_quota(ldap_admin, domain, personal):
+    """Give the third demo person a quota of ``used + room_kib`` for one test, then its default back."""
+    account = personal[2]
+    dn = mailbox_dn(domain, account)
+
+    def apply(imaps, room_kib: int) -> dict:
+        used, _ = quota_kib(imaps, account)
+        return limit(used + room_kib)
+
+    def limit(limit_kib: int) -> dict:
+        ldap_admin.modify(dn, {"govmailQuota": [(ldap3.MODIFY_REPLACE, [str(int(limit_kib) * 1024)])]})
+        assert ldap_admin.result["description"] == "success"
+        return account
+
+    apply.limit = limit
+    apply.used = lambda imaps: quota_kib(imaps, account)[0]
+    yield apply
+    ldap_admin.modify(dn, {"govmailQuota": [(ldap3.MODIFY_DELETE, [])]})
+
+
+@pytest.fixture
+def full_mailbox(smtp, imaps, set_quota):
+    """The third person's mailbox, filled past its limit (the last message may take a mailbox over
+    its limit: Dovecot's grace); the account, with ``filler_id`` the Message-ID of that message."""
+    account = set_quota(imaps, room_kib=1)
+    _, limit = quota_kib(imaps, account)
+    filler = make_message("van.thu@ubnd.example.org", account["address"], "Tệp lớn", "x" * 4000 + "\n")
+    smtp.ehlo("mx.example.org")
+    assert smtp.send_message(filler) == {}
+    clients.wait_for(lambda: quota_kib(imaps, account)[0] > limit, what="the mailbox to fill up")
+    smtp.rset()
+    account = dict(account, filler_id=filler["Message-ID"])
+    return account

@@ -1,6 +1,6 @@
 """A full mailbox: refused at RCPT under every address that leads to it; its owner can still clean up.
 
-Issue 10, faults 2 and 4. Uses the third demo person (test_quota's set_quota fixture).
+Issue 10, faults 2 and 4. Uses the third demo person (conftest's full_mailbox fixture).
 """
 
 from __future__ import annotations
@@ -8,25 +8,9 @@ from __future__ import annotations
 import re
 import uuid
 
-import clients
 import ldap3
 import pytest
 from conftest import imap_fetch, mailbox_dn, make_message
-from test_quota import _quota_kib, set_quota  # noqa: F401  (fixture)
-
-
-@pytest.fixture
-def full_mailbox(smtp, imaps, set_quota):  # noqa: F811
-    """The third person's mailbox, filled past its limit; the account."""
-    account = set_quota(imaps, room_kib=1)
-    _, limit = _quota_kib(imaps, account)
-    filler = make_message("van.thu@ubnd.example.org", account["address"], "Tệp lớn", "x" * 4000 + "\n")
-    smtp.ehlo("mx.example.org")
-    assert smtp.send_message(filler) == {}
-    clients.wait_for(lambda: _quota_kib(imaps, account)[0] > limit, what="the mailbox to fill up")
-    smtp.rset()
-    account = dict(account, filler_id=filler["Message-ID"])
-    return account
 
 
 @pytest.fixture

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import imaplib
 import poplib
-import re
 
 import clients
 import pytest
-from conftest import PROJECT_DIR, ok_json
+from conftest import PROJECT_DIR, ok_json, quota_kib
 
 from govmail.inventory import Site
 from govmail.sizes import parse_size
@@ -81,15 +80,6 @@ def test_special_use_folders_exist_at_first_login(imaps, agency, flag):
     assert flag in flags
 
 
-def _quota_kib(client) -> int:
-    typ, data = client.getquotaroot("INBOX")
-    assert typ == "OK"
-    text = b" ".join(part for group in data for part in group if isinstance(part, bytes)).decode()
-    match = re.search(r"STORAGE \d+ (\d+)", text)
-    assert match, text
-    return int(match.group(1))
-
-
 @pytest.fixture(scope="session")
 def site_quota():
     """The default quota per kind as the stack's inventory sets it (read through Ansible)."""
@@ -99,12 +89,12 @@ def site_quota():
 
 def test_personal_mailbox_quota_is_the_regulations_2_gigabytes(imaps, alice, site_quota, govmail):
     assert site_quota["personal"] == 2 * 1024**3
-    assert _quota_kib(imaps(alice)) * 1024 == site_quota["personal"]
+    assert quota_kib(imaps, alice)[1] * 1024 == site_quota["personal"]
     assert ok_json(govmail("account", "show", alice["address"], "--json"))["quota_bytes"] == site_quota["personal"]
 
 
 def test_agency_quota_set_in_the_inventory_is_what_imap_and_the_cli_report(imaps, agency, site_quota, govmail):
     """The lab inventory raises the agency default to 6G (shipped default 5G): one value, two readers."""
     assert site_quota["agency"] == 6 * 1024**3
-    assert _quota_kib(imaps(agency)) * 1024 == site_quota["agency"]
+    assert quota_kib(imaps, agency)[1] * 1024 == site_quota["agency"]
     assert ok_json(govmail("account", "show", agency["address"], "--json"))["quota_bytes"] == site_quota["agency"]
