@@ -110,3 +110,20 @@ def test_another_accepted_message_with_the_same_message_id_is_stored(delivered, 
     code, text = lmtp_deliver("van.thu@ubnd.example.org", bob["address"], resent)
     assert code == 250, text
     assert copies(imaps(bob), message["Message-ID"]) == 2
+
+
+def test_a_message_naming_one_mailbox_twice_is_stored_once(smtp, imaps, bob):
+    """bob@ and bob+tag@ in one envelope are one queue file for one mailbox: one copy."""
+    local, domain = bob["address"].split("@")
+    message = make_message("van.thu@ubnd.example.org", bob["address"], "Hai địa chỉ, một hộp thư", "Nội dung.\n")
+    smtp.ehlo("mx.example.org")
+    refused = smtp.send_message(message, to_addrs=[bob["address"], f"{local}+vanthu@{domain}"])
+    assert refused == {}
+    clients.wait_for(_queue_empty, timeout=60, what="Postfix to deliver to both addresses")
+    assert copies(imaps(bob), message["Message-ID"]) == 1
+
+
+def _queue_empty() -> bool:
+    done = subprocess.run(["docker", "exec", MAIL_CONTAINER, "postqueue", "-j"], capture_output=True, text=True,
+                          timeout=30, check=False)  # fmt: skip
+    return done.returncode == 0 and done.stdout.strip() == ""
