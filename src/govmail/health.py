@@ -49,8 +49,8 @@ GROUP_SERVICES: dict[str, dict[str, Any]] = {
         "ports": {"imap": "imap", "imaps": "implicit", "pop3": "pop3", "pop3s": "implicit", "managesieve": "sieve"},
     },
 }
-# Timers of the project's own host programs (roles/lifecycle on the directory host).
-GROUP_TIMERS = {"ldap": ["govmail-lifecycle.timer"]}
+# Timers of the project's own host programs (roles/lifecycle, roles/operations on the directory host).
+GROUP_TIMERS = {"ldap": ["govmail-lifecycle.timer", "govmail-daily-mail.timer"]}
 
 # The inventory variables of the thresholds (documented in roles/govmail/defaults/main.yml).
 THRESHOLDS = (
@@ -116,28 +116,37 @@ def thresholds(site: Site) -> dict[str, int]:
 def host_spec(site: Site, host: str) -> dict[str, Any]:
     """What the probe asks of ``host`` (govmail.probe's SPEC), from the host's groups."""
     groups = [group for group in GROUP_SERVICES if host in site.hosts(group)]
+    return spec_for(
+        groups,
+        hostname=str(site.required("govmail_mail_hostname")),
+        ca_file=str(site.host_value(host, "govmail_tls_ca_certificate")),
+        domain=str(site.required("govmail_domain")),
+        store=str(site.host_value(host, "govmail_vmail_dir")),
+    )
+
+
+def spec_for(groups: Iterable[str], *, hostname: str, ca_file: str, domain: str, store: str) -> dict[str, Any]:
+    """The probe's SPEC for a host in ``groups`` (``ldap``, ``mx``, ``mailstore``; others add
+    nothing): its units, ports, and the queue / mail store / quota / directory facts."""
+    groups = [group for group in GROUP_SERVICES if group in set(groups)]
     units = [GROUP_SERVICES[group]["unit"] for group in groups]
     units += [timer for group in groups for timer in GROUP_TIMERS.get(group, [])]
     ports = [
-        {
-            "service": service,
-            "port": contract.SERVICE_PORTS[service],
-            "mode": mode,
-            "unit": GROUP_SERVICES[group]["unit"],
-        }
+        {"service": service, "port": contract.SERVICE_PORTS[service], "mode": mode, "unit": unit}
         for group in groups
+        for unit in [GROUP_SERVICES[group]["unit"]]
         for service, mode in GROUP_SERVICES[group]["ports"].items()
     ]
-    domain = str(site.required("govmail_domain")).lower()
-    store = str(site.host_value(host, "govmail_vmail_dir")) if "mailstore" in groups else None
+    domain = domain.lower()
+    mail_store = store if "mailstore" in groups else None
     return {
-        "hostname": str(site.required("govmail_mail_hostname")).lower(),
-        "ca_file": str(site.host_value(host, "govmail_tls_ca_certificate")),
+        "hostname": hostname.lower(),
+        "ca_file": ca_file,
         "units": units,
         "ports": ports,
         "queue": "mx" in groups,
-        "store": store,
-        "quota_domain": domain if store else None,
+        "store": mail_store,
+        "quota_domain": domain if mail_store else None,
         "directory": {"table": POSTFIX_DOMAINS_TABLE, "key": domain} if "mx" in groups else None,
     }
 

@@ -262,7 +262,7 @@ def test_a_bad_threshold_is_named(project, line, message):
 def test_each_host_is_asked_for_what_its_groups_run(project):
     site = _site(project)
     mail, backup = health.host_spec(site, "mail1"), health.host_spec(site, "backup1")
-    assert mail["units"] == ["slapd", "postfix", "dovecot", "govmail-lifecycle.timer"]
+    assert mail["units"] == ["slapd", "postfix", "dovecot", "govmail-lifecycle.timer", "govmail-daily-mail.timer"]
     assert [(p["service"], p["port"], p["mode"]) for p in mail["ports"]] == [
         ("ldap", 389, "ldap"), ("ldaps", 636, "implicit"), ("smtp", 25, "smtp"), ("submission", 587, "smtp"),
         ("submissions", 465, "implicit"), ("imap", 143, "imap"), ("imaps", 993, "implicit"), ("pop3", 110, "pop3"),
