@@ -50,7 +50,7 @@ GROUP_SERVICES: dict[str, dict[str, Any]] = {
     },
 }
 # Timers of the project's own host programs (roles/lifecycle, roles/operations on the directory host).
-GROUP_TIMERS = {"ldap": ["govmail-lifecycle.timer", "govmail-daily-mail.timer"]}
+GROUP_TIMERS = {"ldap": ["govmail-lifecycle.timer", "govmail-daily-mail.timer", "govmail-host-check.timer"]}
 
 # The inventory variables of the thresholds (documented in roles/govmail/defaults/main.yml).
 THRESHOLDS = (

@@ -75,7 +75,7 @@ def test_a_healthy_stack_is_ok_with_exit_status_0(healthy):
     assert [row for row in report["checks"] if row["status"] != "ok"] == []
     assert (code, report["status"]) == (0, "ok")
     active = {row["service"] for row in rows(report, check="active")}
-    assert active == {"slapd", "postfix", "dovecot", "govmail-lifecycle", "govmail-daily-mail"}
+    assert active == {"slapd", "postfix", "dovecot", "govmail-lifecycle", "govmail-daily-mail", "govmail-host-check"}
     assert {row["host"] for row in rows(report, check="reachable")} == {"mail1", "backup1"}
 
 

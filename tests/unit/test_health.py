@@ -262,7 +262,14 @@ def test_a_bad_threshold_is_named(project, line, message):
 def test_each_host_is_asked_for_what_its_groups_run(project):
     site = _site(project)
     mail, backup = health.host_spec(site, "mail1"), health.host_spec(site, "backup1")
-    assert mail["units"] == ["slapd", "postfix", "dovecot", "govmail-lifecycle.timer", "govmail-daily-mail.timer"]
+    assert mail["units"] == [
+        "slapd",
+        "postfix",
+        "dovecot",
+        "govmail-lifecycle.timer",
+        "govmail-daily-mail.timer",
+        "govmail-host-check.timer",
+    ]
     assert [(p["service"], p["port"], p["mode"]) for p in mail["ports"]] == [
         ("ldap", 389, "ldap"), ("ldaps", 636, "implicit"), ("smtp", 25, "smtp"), ("submission", 587, "smtp"),
         ("submissions", 465, "implicit"), ("imap", 143, "imap"), ("imaps", 993, "implicit"), ("pop3", 110, "pop3"),
@@ -308,3 +315,22 @@ def test_the_cli_exit_status_is_3_when_the_check_cannot_run(project):
     result = CliRunner().invoke(app, ["check", "--json"])
     assert result.exit_code == 3
     assert "govmail_check_quota_warning_percent is 'many'" in result.output
+
+
+def test_the_host_check_writes_prometheus_text_for_the_textfile_collector(tmp_path):
+    from govmail import hostcheck
+
+    checks = [
+        {"host": "mail1", "service": "dovecot", "check": "port 993 (imaps)", "status": "ok", "detail": ""},
+        {"host": "mail1", "service": "postfix", "check": "queue", "status": "warning", "detail": ""},
+    ]
+    facts = {"ports": [{"service": "imaps", "port": 993, "not_after": 1000.0 + 86400}],
+             "queue": {"messages": 3, "oldest": 400.0}}  # fmt: skip
+    text = hostcheck.metrics_text(checks, facts, 1000.0)
+    assert 'govmail_check_status{service="dovecot",check="port 993 (imaps)"} 0\n' in text
+    assert 'govmail_check_status{service="postfix",check="queue"} 1\n' in text
+    assert 'govmail_certificate_expiry_seconds{service="imaps",port="993"} 86400\n' in text
+    assert "govmail_queue_messages 3\n" in text and "govmail_queue_oldest_seconds 600\n" in text
+    hostcheck.write_atomically(tmp_path / "dir" / "govmail.prom", text)
+    assert (tmp_path / "dir" / "govmail.prom").read_text() == text
+    assert [p.name for p in (tmp_path / "dir").iterdir()] == ["govmail.prom"]
