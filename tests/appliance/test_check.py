@@ -79,10 +79,10 @@ def test_a_healthy_stack_is_ok_with_exit_status_0(healthy):
     assert {row["host"] for row in rows(report, check="reachable")} == {"mail1", "backup1"}
 
 
-@pytest.mark.parametrize("port", ALL_PORTS.values(), ids=list(ALL_PORTS))
-def test_every_port_answers_with_tls_1_2_or_later_and_the_sites_certificate(healthy, hostname, port):
+@pytest.mark.parametrize("number", ALL_PORTS.values(), ids=list(ALL_PORTS))
+def test_every_port_answers_with_tls_1_2_or_later_and_the_sites_certificate(healthy, hostname, number):
     _, report = healthy
-    (row,) = [row for row in report["checks"] if row["check"].startswith(f"port {port} ")]
+    (row,) = [row for row in report["checks"] if row["check"].startswith(f"port {number} ")]
     assert row["status"] == "ok", row["detail"]
     assert row["data"]["protocol"] in ("TLSv1.2", "TLSv1.3")
     assert f"certificate for {hostname} verified by the site CA" in row["detail"]

@@ -89,11 +89,11 @@ def test_the_appliance_services_are_active_in_the_node_exporters_systemd_metrics
         assert line.endswith(" 1")
 
 
-@pytest.mark.parametrize("port", ENDPOINTS.values(), ids=list(ENDPOINTS))
-def test_metrics_are_not_served_on_other_addresses(mail_host, management_address, port):
-    assert mail_host.socket(f"tcp://{management_address}:{port}").is_listening
-    assert not mail_host.socket(f"tcp://0.0.0.0:{port}").is_listening
-    assert scrape(MAIL_CONTAINER, f"http://127.0.0.1:{port}/metrics") is None
+@pytest.mark.parametrize("number", ENDPOINTS.values(), ids=list(ENDPOINTS))
+def test_metrics_are_not_served_on_other_addresses(mail_host, management_address, number):
+    assert mail_host.socket(f"tcp://{management_address}:{number}").is_listening
+    assert not mail_host.socket(f"tcp://0.0.0.0:{number}").is_listening
+    assert scrape(MAIL_CONTAINER, f"http://127.0.0.1:{number}/metrics") is None
 
 
 def test_the_certificates_expiry_is_a_metric_per_port(scraped):
