@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from .. import health, lifecycle, remote
+from .. import health, lifecycle, purge, remote
 from ..errors import GovmailError
 from ..inventory import Site
 from .common import InventoryOption, JsonOption, _inventory, _out, _print_json, app, handle_errors
@@ -94,3 +95,55 @@ def daily_mail(
         typer.echo(f"Subject: {report['subject']}\n\n{report['body']}")
         if report["sent_to"]:
             typer.echo(f"(sent to {report['sent_to']})")
+
+
+message_app = typer.Typer(help="Messages across mailboxes: purge a leaked secret document (QT §10.4, §11.3).")
+app.add_typer(message_app, name="message")
+
+
+@message_app.command("purge")
+@handle_errors
+def message_purge(
+    message_id: Annotated[str, typer.Option("--message-id", help="Message-ID of the mail, <left@right>.")],
+    sender: Annotated[
+        str | None, typer.Option("--sender", help="Only copies from this sender.", show_default=False)
+    ] = None,
+    sent_on: Annotated[
+        str | None, typer.Option("--date", help="Only copies sent on this day (YYYY-MM-DD).", show_default=False)
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the copies; remove nothing.")] = False,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Remove every copy of a message from every mailbox and folder (Sent and Trash included),
+    with an audit record on the mail store host; lists the archives that still hold it."""
+    purge.check_message_id(message_id)
+    _, inventory_dir = _inventory(inventory)
+    site = Site(inventory_dir)
+    runner = remote.directory_host(inventory_dir, site=site)
+    program = f"{site.value('govmail_program_dir')}/venv/bin/govmail-purge"
+    command = [program, "--json", "--message-id", message_id, "--operator", getpass.getuser()]
+    if sender:
+        command += ["--sender", sender]
+    if sent_on:
+        command += ["--date", lifecycle.parse_date(sent_on).isoformat()]
+    if dry_run:
+        command.append("--dry-run")
+    completed = runner.run(command)
+    try:
+        report = json.loads(completed.stdout)
+    except ValueError:
+        lines = completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"]
+        detail = lines[-1].removeprefix("govmail-purge: ")
+        if completed.returncode in (126, 127) or "no such file" in detail.lower():
+            detail = f"{program} is not installed on {runner.description}: run playbooks/site.yml"
+        raise purge.PurgeError(f"purge on {runner.description} failed: {detail}") from None
+    if json_output:
+        _print_json(report)
+    else:
+        verb = "would remove" if report["dry_run"] else "removed"
+        for copy in report["removed"]:
+            typer.echo(f"{verb} {copy['address']} {copy['folder']}")
+        for archive in report["archives_still_holding"]:
+            typer.echo(f"still in {archive['archive']} ({archive['kind']}; ages out: {archive['ages_out']})")
+        typer.echo(f"{len(report['removed'])} copies of {report['message_id']}; audit record in {report['audit']}")
