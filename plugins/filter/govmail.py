@@ -63,11 +63,36 @@ def govmail_minimum_quota(kind: str) -> int:
     return policy.MINIMUM_QUOTA[kind]
 
 
+def govmail_management_address(addresses: list, network: str, host: str = "this host") -> str:
+    """The first of a host's ``addresses`` (``ansible_facts.all_ipv4_addresses``) inside
+    ``network`` (CIDR, ``govmail_management_network``): where exporters and Dovecot's metrics listen.
+
+    Raises AnsibleFilterError naming the host, the network and the addresses it has when none fits.
+    """
+    import ipaddress
+
+    try:
+        net = ipaddress.ip_network(str(network), strict=False)
+    except ValueError:
+        raise AnsibleFilterError(
+            f"govmail_management_network {network!r} is not a network: write it as 10.0.9.0/24"
+        ) from None
+    found = [str(a) for a in addresses or [] if ipaddress.ip_address(str(a)) in net]
+    if not found:
+        have = ", ".join(str(a) for a in addresses or []) or "none"
+        raise AnsibleFilterError(
+            f"{host} has no address in govmail_management_network {network} (its addresses: {have}): "
+            "give the host an interface there or correct the network"
+        )
+    return found[0]
+
+
 class FilterModule:
     """govmail_base_dn, govmail_policy, govmail_bytes, govmail_minimum_quota."""
 
     def filters(self) -> dict:
         return {
+            "govmail_management_address": govmail_management_address,
             "govmail_base_dn": govmail_base_dn,
             "govmail_policy": govmail_policy,
             "govmail_bytes": govmail_bytes,

@@ -89,7 +89,7 @@ class LifecycleError(GovmailError):
 
 
 class RemoteError(GovmailError):
-    """The directory host cannot be found in the inventory or reached."""
+    """A host (the directory host, or one `govmail check` probes) cannot be found in the inventory or reached."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Running a command on the directory host of a site, as root, from the controller.
+"""Running a command on a host of a site (the directory host by default), as root, from the controller.
 
 ``govmail lifecycle run`` runs the host's own ``govmail-lifecycle`` there (roles/lifecycle), and
 ``govmail account handover`` ends the agency mailbox's open sessions with ``doveadm kick``; both
@@ -49,13 +49,15 @@ class Runner:
     prefix: tuple[str, ...]
     description: str
 
-    def run(self, command: Sequence[str], *, timeout: int = TIMEOUT) -> Completed:
+    def run(self, command: Sequence[str], *, timeout: int = TIMEOUT, input: str | None = None) -> Completed:
+        """Run ``command`` there; ``input`` is written to its stdin. Raises :class:`RemoteError`
+        when the host cannot be reached (not when the command itself fails: see ``returncode``)."""
         tool = self.prefix[0]
         if shutil.which(tool) is None:
             raise RemoteError(f"`{tool}` is not installed on this machine: it is needed to reach {self.description}")
         argv = [*self.prefix, *command] if tool != "ssh" else [*self.prefix, shlex.join(command)]
         try:
-            completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+            completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, input=input)
         except subprocess.TimeoutExpired:
             raise RemoteError(f"{shlex.join(command)} on {self.description} did not finish in {timeout}s") from None
         except OSError as exc:
@@ -100,6 +102,13 @@ def directory_host(
         name = site.first_host("ldap")
     except GovmailError as exc:
         raise RemoteError(str(exc)) from None
+    return host_runner(site, name)
+
+
+def host_runner(site: Site, name: str) -> Runner:
+    """The runner for the inventory host ``name`` of ``site``: ``docker exec`` for a docker
+    connection, this machine for ``local``, else ``ssh`` (+ ``sudo -n``), as
+    :func:`directory_host` describes. Raises :class:`RemoteError`."""
 
     def var(key: str, default: Any = None) -> Any:
         return site.host_value(name, key, default)

@@ -1,0 +1,149 @@
+"""`govmail check` (the health of every host, for people and monitoring) and `govmail daily-mail`."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .. import health, lifecycle, purge, remote
+from ..errors import GovmailError
+from ..inventory import Site
+from .common import InventoryOption, JsonOption, _inventory, _out, _print_json, app, handle_errors
+
+STATUS_STYLES = {"ok": "green", "warning": "yellow", "critical": "red"}
+UNKNOWN_EXIT = 3  # the check itself could not run (Nagios' UNKNOWN): never mistaken for a warning
+
+
+@app.command("check")
+def check(
+    inventory: InventoryOption = None,
+    show_all: Annotated[bool, typer.Option("--all", help="List the checks that are ok too.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Check every host: services, ports and TLS, certificates, queue, mail store, quotas, directory.
+
+    Exit status: 0 ok, 1 warning, 2 critical (what a monitoring system reads); 3 when the check
+    cannot run at all (the inventory is unreadable or a threshold is not a number). Thresholds are
+    the inventory's govmail_check_* variables (roles/govmail/defaults/main.yml).
+    """
+    try:
+        _, inventory_dir = _inventory(inventory)
+        report = health.run(inventory_dir)
+    except GovmailError as exc:
+        typer.echo(f"govmail: {exc}", err=True)
+        raise typer.Exit(UNKNOWN_EXIT) from None
+    if json_output:
+        _print_json(report)
+    else:
+        rows = [row for row in report["checks"] if show_all or row["status"] != "ok"]
+        if rows:
+            table = Table(show_edge=False)
+            for column in ("status", "host", "service", "check", "detail"):
+                table.add_column(column, no_wrap=column != "detail")
+            for row in rows:
+                style = STATUS_STYLES[row["status"]]
+                table.add_row(
+                    f"[{style}]{row['status']}[/{style}]", row["host"], row["service"], row["check"], row["detail"]
+                )
+            _out().print(table)
+        typer.echo(health.summary(report))
+    raise typer.Exit(health.EXIT_CODES[report["status"]])
+
+
+@app.command("daily-mail")
+@handle_errors
+def daily_mail(
+    send: Annotated[bool, typer.Option("--send", help="Send it to the operators (else only show it).")] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="List the accounts due as if today were this date (YYYY-MM-DD).", show_default=False
+        ),
+    ] = None,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The operators' daily mail, made now on the directory host (its timer sends it every morning).
+
+    Sections: what failed, queue and disk, certificates near expiry, backups, accounts due to be
+    locked, noticed or deleted in the next 7 days, failed-login hot spots. Vietnamese by default
+    (operations_daily_mail_language).
+    """
+    _, inventory_dir = _inventory(inventory)
+    site = Site(inventory_dir)
+    runner = remote.directory_host(inventory_dir, site=site)
+    program = f"{site.value('govmail_program_dir')}/venv/bin/govmail-daily-mail"
+    command = [program, "--json", *(["--send"] if send else [])]
+    if as_of:
+        command += ["--as-of", lifecycle.parse_date(as_of).isoformat()]
+    completed = runner.run(command)
+    try:
+        report = json.loads(completed.stdout)
+    except ValueError:
+        lines = completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"]
+        detail = lines[-1].removeprefix("govmail-daily-mail: ")
+        if completed.returncode in (126, 127) or "no such file" in detail.lower():
+            detail = f"{program} is not installed on {runner.description}: run playbooks/site.yml"
+        raise health.CheckError(f"daily mail on {runner.description} failed: {detail}") from None
+    if json_output:
+        _print_json(report)
+    else:
+        typer.echo(f"Subject: {report['subject']}\n\n{report['body']}")
+        if report["sent_to"]:
+            typer.echo(f"(sent to {report['sent_to']})")
+
+
+message_app = typer.Typer(help="Messages across mailboxes: purge a leaked secret document (QT §10.4, §11.3).")
+app.add_typer(message_app, name="message")
+
+
+@message_app.command("purge")
+@handle_errors
+def message_purge(
+    message_id: Annotated[str, typer.Option("--message-id", help="Message-ID of the mail, <left@right>.")],
+    sender: Annotated[
+        str | None, typer.Option("--sender", help="Only copies from this sender.", show_default=False)
+    ] = None,
+    sent_on: Annotated[
+        str | None, typer.Option("--date", help="Only copies sent on this day (YYYY-MM-DD).", show_default=False)
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the copies; remove nothing.")] = False,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Remove every copy of a message from every mailbox and folder (Sent and Trash included),
+    with an audit record on the mail store host; lists the archives that still hold it."""
+    purge.check_message_id(message_id)
+    _, inventory_dir = _inventory(inventory)
+    site = Site(inventory_dir)
+    runner = remote.directory_host(inventory_dir, site=site)
+    program = f"{site.value('govmail_program_dir')}/venv/bin/govmail-purge"
+    command = [program, "--json", "--message-id", message_id, "--operator", getpass.getuser()]
+    if sender:
+        command += ["--sender", sender]
+    if sent_on:
+        command += ["--date", lifecycle.parse_date(sent_on).isoformat()]
+    if dry_run:
+        command.append("--dry-run")
+    completed = runner.run(command)
+    try:
+        report = json.loads(completed.stdout)
+    except ValueError:
+        lines = completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"]
+        detail = lines[-1].removeprefix("govmail-purge: ")
+        if completed.returncode in (126, 127) or "no such file" in detail.lower():
+            detail = f"{program} is not installed on {runner.description}: run playbooks/site.yml"
+        raise purge.PurgeError(f"purge on {runner.description} failed: {detail}") from None
+    if json_output:
+        _print_json(report)
+    else:
+        verb = "would remove" if report["dry_run"] else "removed"
+        for copy in report["removed"]:
+            typer.echo(f"{verb} {copy['address']} {copy['folder']}")
+        for archive in report["archives_still_holding"]:
+            typer.echo(f"still in {archive['archive']} ({archive['kind']}; ages out: {archive['ages_out']})")
+        typer.echo(f"{len(report['removed'])} copies of {report['message_id']}; audit record in {report['audit']}")

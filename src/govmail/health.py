@@ -1,0 +1,379 @@
+"""``govmail check``: what a person on call looks at first, for every host of a site.
+
+The controller works out from the inventory (read by Ansible, :class:`govmail.inventory.Site`)
+what each host must offer (its groups: ``ldap`` -> slapd and LDAP 389/636, ``mx`` -> Postfix and
+SMTP 25/587/465, ``mailstore`` -> Dovecot and IMAP/POP3/ManageSieve), runs the stdlib-only probe
+(:mod:`govmail.probe`) on the host through the project's remote runner (:mod:`govmail.remote`:
+``docker exec`` in the lab, ``ssh`` + ``sudo -n`` on data-centre hosts), and judges the facts
+against the thresholds the inventory sets once (``govmail_check_*`` in
+``roles/govmail/defaults/main.yml``). Nothing here prints.
+
+Report (the JSON of ``govmail check --json``; issue 14)::
+
+    {"status": "ok" | "warning" | "critical",
+     "checks": [{"host": "mail1", "service": "dovecot", "check": "port 993 (imaps)",
+                 "status": "critical", "detail": "connection refused (nothing listens)"}, ...]}
+
+A check may carry ``"data"`` (figures: messages, seconds, percent) for scripts and the daily mail.
+The report's status is the worst of its checks; :data:`EXIT_CODES` maps it to the exit status a
+monitoring system reads (0 ok, 1 warning, 2 critical: the Nagios plugin convention).
+
+Not yet here, with their seams: backup age (:func:`backup_checks`, once the backup role writes
+its state) and replication state (no replicated directory yet). DNS is never queried (the
+appliance works offline and sends no DNS traffic beyond its hosts): :func:`dns_check` lists the
+records the site needs as a warning, for a person to compare with the zone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from . import contract, remote
+from .errors import GovmailError, InventoryError
+from .inventory import Site
+
+STATUSES = ("ok", "warning", "critical")
+EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2}
+
+# What each inventory group runs: the systemd units that must be active and the ports (services of
+# govmail.contract.SERVICE_PORTS) that must answer with TLS, with how TLS starts on each.
+GROUP_SERVICES: dict[str, dict[str, Any]] = {
+    "ldap": {"unit": "slapd", "ports": {"ldap": "ldap", "ldaps": "implicit"}},
+    "mx": {"unit": "postfix", "ports": {"smtp": "smtp", "submission": "smtp", "submissions": "implicit"}},
+    "mailstore": {
+        "unit": "dovecot",
+        "ports": {"imap": "imap", "imaps": "implicit", "pop3": "pop3", "pop3s": "implicit", "managesieve": "sieve"},
+    },
+}
+# Timers of the project's own host programs (roles/lifecycle, roles/operations on the directory host).
+GROUP_TIMERS = {"ldap": ["govmail-lifecycle.timer", "govmail-daily-mail.timer", "govmail-host-check.timer"]}
+
+# The inventory variables of the thresholds (documented in roles/govmail/defaults/main.yml).
+THRESHOLDS = (
+    "govmail_check_certificate_warning_days",
+    "govmail_check_certificate_critical_days",
+    "govmail_check_queue_warning_messages",
+    "govmail_check_queue_critical_messages",
+    "govmail_check_queue_warning_minutes",
+    "govmail_check_queue_critical_minutes",
+    "govmail_check_store_warning_free_percent",
+    "govmail_check_store_critical_free_percent",
+    "govmail_check_quota_warning_percent",
+)
+POSTFIX_DOMAINS_TABLE = "ldap:/etc/postfix/ldap/virtual_domains.cf"  # roles/postfix/vars/main.yml
+PROBE_TIMEOUT = 300
+
+
+class CheckError(GovmailError):
+    """The check cannot start: the inventory lacks a host or sets a threshold that is not a number."""
+
+
+def check(status: str, host: str, service: str, name: str, detail: str, data: dict | None = None) -> dict[str, Any]:
+    """One row of the report (module docstring)."""
+    row = {"host": host, "service": service, "check": name, "status": status, "detail": detail}
+    if data is not None:
+        row["data"] = data
+    return row
+
+
+def worst(statuses: Iterable[str]) -> str:
+    """The most severe of ``statuses`` (``ok`` for none)."""
+    return max(statuses, key=STATUSES.index, default="ok")
+
+
+# --- what the site expects ---------------------------------------------------------------------
+
+
+def thresholds(site: Site) -> dict[str, int]:
+    """The ``govmail_check_*`` numbers of the site; :class:`CheckError` names one that is not a
+    non-negative integer or a warning level less severe than its critical level."""
+    values: dict[str, int] = {}
+    for name in THRESHOLDS:
+        value = site.value(name)
+        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+            raise CheckError(f"{name} is {value!r} in inventory {site.inventory_dir}: give a whole number")
+        values[name.removeprefix("govmail_check_")] = int(value)
+    pairs = (
+        ("certificate_warning_days", "certificate_critical_days", ">="),
+        ("queue_warning_messages", "queue_critical_messages", "<="),
+        ("queue_warning_minutes", "queue_critical_minutes", "<="),
+        ("store_warning_free_percent", "store_critical_free_percent", ">="),
+    )
+    for warning, critical, relation in pairs:
+        low, high = values[warning], values[critical]
+        if (relation == ">=" and low < high) or (relation == "<=" and low > high):
+            raise CheckError(
+                f"govmail_check_{warning} ({low}) must be {relation} govmail_check_{critical} ({high}) "
+                f"in inventory {site.inventory_dir}"
+            )
+    return values
+
+
+def host_spec(site: Site, host: str) -> dict[str, Any]:
+    """What the probe asks of ``host`` (govmail.probe's SPEC), from the host's groups."""
+    groups = [group for group in GROUP_SERVICES if host in site.hosts(group)]
+    return spec_for(
+        groups,
+        hostname=str(site.required("govmail_mail_hostname")),
+        ca_file=str(site.host_value(host, "govmail_tls_ca_certificate")),
+        domain=str(site.required("govmail_domain")),
+        store=str(site.host_value(host, "govmail_vmail_dir")),
+    )
+
+
+def spec_for(groups: Iterable[str], *, hostname: str, ca_file: str, domain: str, store: str) -> dict[str, Any]:
+    """The probe's SPEC for a host in ``groups`` (``ldap``, ``mx``, ``mailstore``; others add
+    nothing): its units, ports, and the queue / mail store / quota / directory facts."""
+    groups = [group for group in GROUP_SERVICES if group in set(groups)]
+    units = [GROUP_SERVICES[group]["unit"] for group in groups]
+    units += [timer for group in groups for timer in GROUP_TIMERS.get(group, [])]
+    ports = [
+        {"service": service, "port": contract.SERVICE_PORTS[service], "mode": mode, "unit": unit}
+        for group in groups
+        for unit in [GROUP_SERVICES[group]["unit"]]
+        for service, mode in GROUP_SERVICES[group]["ports"].items()
+    ]
+    domain = domain.lower()
+    mail_store = store if "mailstore" in groups else None
+    return {
+        "hostname": hostname.lower(),
+        "ca_file": ca_file,
+        "units": units,
+        "ports": ports,
+        "queue": "mx" in groups,
+        "store": mail_store,
+        "quota_domain": domain if mail_store else None,
+        "directory": {"table": POSTFIX_DOMAINS_TABLE, "key": domain} if "mx" in groups else None,
+    }
+
+
+# --- judging the facts ---------------------------------------------------------------------------
+
+
+def _days(seconds: float) -> int:
+    return int(seconds // 86400)
+
+
+def judge(host: str, spec: dict[str, Any], facts: dict[str, Any], limits: dict[str, int]) -> list[dict[str, Any]]:
+    """The checks of one host from its probe's facts (govmail.probe's answer) and the thresholds."""
+    now = float(facts.get("now") or time.time())
+    rows = []
+    for unit, state in facts.get("units", {}).items():
+        service = unit.removesuffix(".timer")
+        status = "ok" if state == "active" else "critical"
+        rows.append(check(status, host, service, "active", f"{unit} is {state}"))
+    units_of = {port["service"]: port["unit"] for port in spec["ports"]}
+    for port in facts.get("ports", []):
+        rows.append(_judge_port(host, units_of.get(port["service"], port["service"]), port, spec, now, limits))
+    if "queue" in facts:
+        rows.append(_judge_queue(host, facts["queue"], now, limits))
+    if "store" in facts:
+        rows.extend(_judge_store(host, facts["store"], limits))
+    if "quota" in facts:
+        rows.append(_judge_quota(host, facts["quota"], limits))
+    if "directory" in facts:
+        found = facts["directory"]
+        key = spec["directory"]["key"]
+        if found.get("error"):
+            rows.append(
+                check(
+                    "critical", host, "postfix", "directory", f"Postfix's LDAP lookup of {key} failed: {found['error']}"
+                )
+            )
+        else:
+            rows.append(check("ok", host, "postfix", "directory", f"Postfix's LDAP lookup of {key} answered"))
+    return rows
+
+
+def _judge_port(host: str, unit: str, port: dict, spec: dict, now: float, limits: dict[str, int]) -> dict[str, Any]:
+    name = f"port {port['port']} ({port['service']})"
+    if port.get("error"):
+        verify = str(port.get("verify") or "")
+        detail = port["error"] + (" (the certificate has expired)" if "expired" in verify else "")
+        return check("critical", host, unit, name, detail)
+    days = _days(port["not_after"] - now) if port.get("not_after") else None
+    detail = f"{port['protocol']}, certificate for {spec['hostname']} verified by the site CA"
+    data = {"protocol": port["protocol"], "certificate_days_left": days}
+    if days is None:
+        return check("warning", host, unit, name, f"{detail}; its expiry date is unknown", data)
+    expiry = time.strftime("%Y-%m-%d", time.gmtime(port["not_after"]))
+    detail += f", expires {expiry} ({days} days)"
+    if days < limits["certificate_critical_days"]:
+        return check("critical", host, unit, name, f"{detail}: renew it now", data)
+    if days < limits["certificate_warning_days"]:
+        return check("warning", host, unit, name, f"{detail}: renew it soon", data)
+    return check("ok", host, unit, name, detail, data)
+
+
+def _judge_queue(host: str, queue: dict, now: float, limits: dict[str, int]) -> dict[str, Any]:
+    if queue.get("error"):
+        return check("critical", host, "postfix", "queue", f"cannot read the queue: {queue['error']}")
+    messages = int(queue["messages"])
+    age = max(0.0, now - queue["oldest"]) if queue.get("oldest") else 0.0
+    minutes = int(age // 60)
+    data = {"messages": messages, "oldest_seconds": int(age)}
+    detail = f"{messages} message{'s' if messages != 1 else ''} in the queue"
+    if messages:
+        detail += f", the oldest waiting {minutes} min"
+    if messages >= limits["queue_critical_messages"] or (minutes >= limits["queue_critical_minutes"] and messages):
+        return check("critical", host, "postfix", "queue", detail, data)
+    if messages >= limits["queue_warning_messages"] or (minutes >= limits["queue_warning_minutes"] and messages):
+        return check("warning", host, "postfix", "queue", detail, data)
+    return check("ok", host, "postfix", "queue", detail, data)
+
+
+def _judge_store(host: str, store: dict, limits: dict[str, int]) -> list[dict[str, Any]]:
+    if store.get("error"):
+        return [check("critical", host, "dovecot", "mail store", f"{store['path']}: {store['error']}")]
+    rows = []
+    for what, total, free in (("space", "bytes", "bytes_free"), ("inodes", "inodes", "inodes_free")):
+        if not store[total]:  # file systems without an inode table (btrfs) report 0
+            continue
+        percent = 100.0 * store[free] / store[total]
+        detail = f"{store['path']}: {percent:.0f}% of its {what} free"
+        if what == "space":
+            detail += f" ({store[free] / 2**30:.1f} of {store[total] / 2**30:.1f} GiB)"
+        data = {"free_percent": round(percent, 1)}
+        if percent < limits["store_critical_free_percent"]:
+            rows.append(check("critical", host, "dovecot", f"mail store {what}", detail, data))
+        elif percent < limits["store_warning_free_percent"]:
+            rows.append(check("warning", host, "dovecot", f"mail store {what}", detail, data))
+        else:
+            rows.append(check("ok", host, "dovecot", f"mail store {what}", detail, data))
+    return rows
+
+
+def _judge_quota(host: str, quota: dict, limits: dict[str, int]) -> dict[str, Any]:
+    if quota.get("error") and not quota.get("mailboxes"):
+        return check("warning", host, "dovecot", "quota", f"cannot read the quotas: {quota['error']}")
+    bound = limits["quota_warning_percent"]
+    full = []
+    for mailbox in quota["mailboxes"]:
+        if mailbox["limit_kib"]:
+            percent = 100.0 * mailbox["used_kib"] / mailbox["limit_kib"]
+            if percent >= bound:
+                full.append({"address": mailbox["address"], "percent": round(percent, 1)})
+    full.sort(key=lambda item: -item["percent"])
+    data = {"mailboxes": len(quota["mailboxes"]), "above": full}
+    if not full:
+        return check(
+            "ok",
+            host,
+            "dovecot",
+            "quota",
+            f"no mailbox at or above {bound}% of its quota ({len(quota['mailboxes'])} mailboxes)",
+            data,
+        )
+    names = ", ".join(f"{item['address']} {item['percent']:.0f}%" for item in full[:10])
+    more = f" and {len(full) - 10} more" if len(full) > 10 else ""
+    return check(
+        "warning",
+        host,
+        "dovecot",
+        "quota",
+        f"{len(full)} mailbox{'es' if len(full) != 1 else ''} at or above {bound}% of the quota: {names}{more}",
+        data,
+    )
+
+
+# --- seams: DNS and backups ---------------------------------------------------------------------
+
+
+def dns_check(site: Site) -> dict[str, Any] | None:
+    """The DNS records the appliance needs, as a warning to compare with the zone by hand.
+
+    No query is sent (the appliance works offline; DESIGN.md): MX of the domain to the mail host
+    name, its A/AAAA record, and a PTR for each MX host's public address. ``None`` when the
+    inventory sets ``govmail_check_dns: false`` (the lab has no zone of its own).
+    """
+    if not site.value("govmail_check_dns", True):
+        return None
+    domain = str(site.required("govmail_domain")).lower()
+    hostname = str(site.required("govmail_mail_hostname")).lower()
+    records = [
+        f"{domain}. MX 10 {hostname}.",
+        f"{hostname}. A/AAAA <public address>",
+        f"PTR of that address -> {hostname}.",
+    ]
+    detail = "not resolved here (no DNS traffic is sent): the site needs " + "; ".join(records)
+    return check(
+        "warning", site.first_host("mx") if site.hosts("mx") else "site", "dns", "records", detail, {"records": records}
+    )
+
+
+def backup_checks(site: Site) -> list[dict[str, Any]]:
+    """Backup age per backup host: joins once the backup role records its last run (issue 13).
+
+    The seam: return one ``check(...)`` per ``backup`` host with ``data = {"age_hours": ...}``,
+    warning past one missed daily run; until the role exists there is nothing to read.
+    """
+    return []
+
+
+# --- running it -----------------------------------------------------------------------------------
+
+
+def probe_source() -> str:
+    """The probe program as the hosts run it (this package's own govmail/probe.py)."""
+    return (Path(__file__).with_name("probe.py")).read_text(encoding="utf-8")
+
+
+def collect(runner: remote.Runner, spec: dict[str, Any], python: str = "/usr/bin/python3") -> dict[str, Any]:
+    """Run the probe on one host; its facts, or :class:`govmail.errors.RemoteError`."""
+    completed = runner.run([python, "-", json.dumps(spec)], input=probe_source(), timeout=PROBE_TIMEOUT)
+    try:
+        facts = json.loads(completed.stdout)
+    except ValueError:
+        lines = completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"]
+        raise remote.RemoteError(f"the probe failed on {runner.description}: {lines[-1]}") from None
+    if not isinstance(facts, dict):
+        raise remote.RemoteError(f"the probe on {runner.description} answered {completed.stdout[:80]!r}")
+    return facts
+
+
+def run(
+    inventory_dir: Path | str,
+    *,
+    site: Site | None = None,
+    runner_for: Callable[[Site, str], remote.Runner] | None = None,
+) -> dict[str, Any]:
+    """Check every host of the site (module docstring); the report.
+
+    Raises :class:`CheckError` / :class:`InventoryError` when the inventory cannot say what to
+    check; an unreachable host is a ``critical`` row, not an exception.
+    """
+    site = site or Site(inventory_dir)
+    limits = thresholds(site)
+    runner_for = runner_for or (lambda site_, host: remote.host_runner(site_, host))
+    hosts = site.hosts("all")
+    if not hosts:
+        raise InventoryError(f"inventory {site.inventory_dir} has no hosts: add them to hosts.yml")
+    rows: list[dict[str, Any]] = []
+    for host in hosts:
+        spec = host_spec(site, host)
+        try:
+            runner = runner_for(site, host)
+            python = str(site.host_value(host, "ansible_python_interpreter") or "/usr/bin/python3")
+            facts = collect(runner, spec, python)
+        except remote.RemoteError as exc:
+            rows.append(check("critical", host, "host", "reachable", str(exc)))
+            continue
+        rows.append(check("ok", host, "host", "reachable", f"probed through {runner.description}"))
+        rows.extend(judge(host, spec, facts, limits))
+    rows.extend(backup_checks(site))
+    dns = dns_check(site)
+    if dns is not None:
+        rows.append(dns)
+    return {"status": worst(row["status"] for row in rows), "checks": rows}
+
+
+def summary(report: dict[str, Any]) -> str:
+    """One line for people: ``critical: 2 critical, 1 warning, 30 ok on mail1, backup1``."""
+    counts = {status: sum(1 for row in report["checks"] if row["status"] == status) for status in STATUSES}
+    hosts = list(dict.fromkeys(row["host"] for row in report["checks"]))
+    parts = ", ".join(f"{counts[status]} {status}" for status in reversed(STATUSES) if counts[status])
+    return f"{report['status']}: {parts} on {', '.join(hosts)}"

@@ -1,0 +1,222 @@
+"""Purging a leaked secret document from every mailbox (QT §10.4, §11.3; LC §17.3): ``govmail-purge``.
+
+Runs **on the mail store host** (the directory host, beside Dovecot: roles/lifecycle installs the
+package there) as root, from ``govmail message purge`` on the controller. It finds every copy of
+one message (by its ``Message-ID``; optionally also its sender and the day it was sent) in every
+mailbox and every folder (INBOX, Sent, Trash, the user's own folders), with Dovecot's own search
+(``doveadm fetch``; RFC 3501 SEARCH keys ``HEADER``, ``FROM``, ``SENTON``), keeps only exact
+``Message-ID`` matches, removes them (``doveadm expunge`` by folder and UID), appends an audit
+record, and lists the lifecycle archives (``.tar.gz`` of deleted mailboxes) that still hold a
+copy. Backups join once they exist (their retention then says when the copy ages out).
+
+Mailboxes are found as their homes (``<vmail_dir>/<domain>/<local part>``, the dovecot role's
+``mail_home``), as ``govmail check`` counts quotas: a mailbox that never received mail has none.
+
+Report (JSON)::
+
+    {"message_id": "<id@host>", "dry_run": false,
+     "removed": [{"address": "a@d", "folder": "INBOX", "uid": 7, "sha256": "…"}, ...],
+     "archives_still_holding": [{"archive": "/var/backups/govmail/archive/x@d-2026-01-02.tar.gz",
+                                 "kind": "lifecycle archive", "ages_out": "never: remove it by hand"}],
+     "audit": "/var/log/govmail/purge.log"}
+
+The audit record (one JSON line, file mode 0600): when, who (``--operator``, else the invoking
+user), the message id and criteria, dry run or not, each mailbox and folder, and the SHA-256 of
+each removed copy as Dovecot returned it — never a subject, an address of the message or its content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from . import daily
+from .errors import GovmailError
+
+AUDIT_LOG = "/var/log/govmail/purge.log"
+ARCHIVE_DIR = "/var/backups/govmail/archive"  # lifecycle_archive_dir (roles/lifecycle)
+_MESSAGE_ID = re.compile(r"^<[^<>\s]+@[^<>\s]+>$")
+
+
+class PurgeError(GovmailError):
+    """The purge cannot run: a bad message id, sender or date, or Dovecot refused an operation."""
+
+
+def check_message_id(value: str) -> str:
+    """``<left@right>`` (RFC 5322 §3.6.4 msg-id); the angle brackets are added when missing."""
+    text = value.strip()
+    if not text.startswith("<"):
+        text = f"<{text}>"
+    if not _MESSAGE_ID.match(text):
+        raise PurgeError(f"--message-id {value!r} is not a Message-ID: write it as <left@right>, as in the header")
+    return text
+
+
+def _doveadm(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["doveadm", *argv], capture_output=True, text=True, timeout=600, check=False)
+
+
+def mailbox_users(vmail_dir: str, domain: str) -> list[str]:
+    """Every mailbox with a home on this host, as ``local@domain``."""
+    base = Path(vmail_dir) / domain
+    if not base.is_dir():
+        return []
+    return sorted(f"{entry.name}@{domain}" for entry in base.iterdir() if entry.is_dir())
+
+
+def find(
+    message_id: str, users: list[str], sender: str | None = None, sent_on: date | None = None
+) -> list[dict[str, Any]]:
+    """Every copy of the message: ``[{"address", "folder", "uid", "sha256"}]``."""
+    if not users:
+        return []
+    query = ["mailbox", "*", "header", "Message-ID", message_id]
+    if sender:
+        query += ["from", sender]
+    if sent_on:
+        query += ["senton", sent_on.strftime("%d-%b-%Y")]
+    with tempfile.NamedTemporaryFile("w", suffix=".users") as listing:
+        listing.write("".join(f"{user}\n" for user in users))
+        listing.flush()
+        completed = _doveadm("-f", "json", "fetch", "-F", listing.name, "mailbox uid hdr.message-id text", *query)
+    if completed.returncode not in (0, 68):  # 68: EX_NOUSER for a home without a directory entry
+        raise PurgeError(f"doveadm fetch failed: {(completed.stderr.strip().splitlines() or ['?'])[-1]}")
+    try:
+        rows = json.loads(completed.stdout or "[]")
+    except ValueError:
+        raise PurgeError(f"doveadm fetch answered {completed.stdout[:80]!r}") from None
+    found = []
+    for row in rows:
+        if row.get("hdr.message-id", "").strip() != message_id:
+            continue  # HEADER searches substrings: keep only the exact id
+        digest = hashlib.sha256(row.get("text", "").encode("utf-8", "surrogateescape")).hexdigest()
+        found.append({"address": row["username"], "folder": row["mailbox"], "uid": int(row["uid"]), "sha256": digest})
+    return sorted(found, key=lambda item: (item["address"], item["folder"], item["uid"]))
+
+
+def expunge(copies: list[dict[str, Any]]) -> None:
+    """Remove each copy (its folder and UID only)."""
+    for copy in copies:
+        completed = _doveadm("expunge", "-u", copy["address"], "mailbox", copy["folder"], "uid", str(copy["uid"]))
+        if completed.returncode != 0:
+            detail = (completed.stderr.strip().splitlines() or ["?"])[-1]
+            raise PurgeError(
+                f"doveadm expunge of {copy['address']} {copy['folder']} uid {copy['uid']} failed: {detail}"
+            )
+
+
+def archives_holding(message_id: str, archive_dir: str = ARCHIVE_DIR) -> list[dict[str, Any]]:
+    """Lifecycle archives (``.tar.gz`` of deleted mailboxes) with a file holding this Message-ID header."""
+    needle = f"message-id: {message_id}".lower().encode()
+    found = []
+    for path in sorted(Path(archive_dir).glob("*.tar.gz")) if Path(archive_dir).is_dir() else []:
+        try:
+            with tarfile.open(path) as archive:
+                for member in archive:
+                    if member.isfile():
+                        handle = archive.extractfile(member)
+                        if handle is not None and needle in handle.read().lower():
+                            found.append(
+                                {
+                                    "archive": str(path),
+                                    "kind": "lifecycle archive",
+                                    "ages_out": "never: remove it by hand",
+                                }
+                            )
+                            break
+        except (OSError, tarfile.TarError):
+            continue
+    return found
+
+
+def audit(path: str, record: dict[str, Any]) -> None:
+    """Append one JSON line to the audit log (created 0600, root only)."""
+    Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(descriptor, "a", encoding="utf-8") as stream:
+        stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def purge(
+    config: daily.Config,
+    message_id: str,
+    *,
+    sender: str | None = None,
+    sent_on: date | None = None,
+    dry_run: bool = False,
+    operator: str | None = None,
+    audit_log: str = AUDIT_LOG,
+    archive_dir: str = ARCHIVE_DIR,
+) -> dict[str, Any]:
+    """Find, remove (unless ``dry_run``) and audit every copy; the report (module docstring)."""
+    message_id = check_message_id(message_id)
+    copies = find(message_id, mailbox_users(config.vmail_dir, config.domain), sender, sent_on)
+    if not dry_run:
+        expunge(copies)
+    record = {
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "operator": operator or os.environ.get("SUDO_USER") or getpass.getuser(),
+        "message_id": message_id,
+        "sender": sender,
+        "date": sent_on.isoformat() if sent_on else None,
+        "dry_run": dry_run,
+        "copies": [{"address": c["address"], "folder": c["folder"], "sha256": c["sha256"]} for c in copies],
+    }
+    audit(audit_log, record)
+    return {
+        "message_id": message_id,
+        "dry_run": dry_run,
+        "removed": copies,
+        "archives_still_holding": archives_holding(message_id, archive_dir),
+        "audit": audit_log,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="govmail-purge", description=__doc__.splitlines()[0])
+    parser.add_argument("--message-id", required=True, help="the Message-ID of the document's mail, <left@right>")
+    parser.add_argument("--sender", help="only copies from this sender address")
+    parser.add_argument("--date", help="only copies sent on this day (YYYY-MM-DD)")
+    parser.add_argument("--dry-run", action="store_true", help="list the copies, remove nothing")
+    parser.add_argument("--operator", help="who runs the purge, for the audit record")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--config", default=daily.CONFIG_FILE, help=f"configuration (default {daily.CONFIG_FILE})")
+    args = parser.parse_args(argv)
+    try:
+        sent_on = None
+        if args.date:
+            try:
+                sent_on = date.fromisoformat(args.date)
+            except ValueError:
+                raise PurgeError(f"--date {args.date!r} is not a date: write YYYY-MM-DD") from None
+        report = purge(
+            daily.Config.load(args.config), args.message_id, sender=args.sender, sent_on=sent_on,
+            dry_run=args.dry_run, operator=args.operator,
+        )  # fmt: skip
+    except GovmailError as exc:
+        print(f"govmail-purge: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        verb = "would remove" if report["dry_run"] else "removed"
+        for copy in report["removed"]:
+            print(f"{verb} {copy['address']} {copy['folder']} uid {copy['uid']}")
+        print(f"{len(report['removed'])} copies of {report['message_id']}; audit: {report['audit']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""`govmail check` against the stack under test: what the person on call sees, and the exit
+status the monitoring system reads (0 ok, 1 warning, 2 critical).
+
+The check reaches the hosts as the inventory says (docker exec here); the tests point a copy of
+the lab inventory at the stack's containers (GOVMAIL_MAIL_CONTAINER) with the lab's group_vars.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+import clients
+import pytest
+from conftest import MAIL_CONTAINER, PROJECT_DIR, imap_fetch
+
+MAILSTORE_PORTS = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995, "managesieve": 4190}
+ALL_PORTS = {"ldap": 389, "ldaps": 636, "smtp": 25, "submission": 587, "submissions": 465} | MAILSTORE_PORTS
+
+
+@pytest.fixture(scope="session")
+def check_inventory(tmp_path_factory):
+    """The lab inventory, aimed at this stack's containers."""
+    inventory = tmp_path_factory.mktemp("check-inventory")
+    backup = MAIL_CONTAINER.replace("mail1", "backup1")
+    (inventory / "hosts.yml").write_text(f"""---
+all:
+  hosts:
+    mail1: {{ansible_connection: community.docker.docker, ansible_host: {MAIL_CONTAINER}}}
+    backup1: {{ansible_connection: community.docker.docker, ansible_host: {backup}}}
+  children:
+    ldap: {{hosts: {{mail1: }}}}
+    mx: {{hosts: {{mail1: }}}}
+    mailstore: {{hosts: {{mail1: }}}}
+    webmail: {{hosts: {{mail1: }}}}
+    backup: {{hosts: {{backup1: }}}}
+""")
+    (inventory / "group_vars").symlink_to(PROJECT_DIR / "inventories" / "lab" / "group_vars")
+    return inventory
+
+
+@pytest.fixture(scope="session")
+def check(govmail, check_inventory):
+    """``check()`` -> (exit status, report)."""
+
+    def run():
+        result = govmail("check", "--inventory", str(check_inventory), "--json")
+        assert result.returncode in (0, 1, 2), result.stderr
+        return result.returncode, json.loads(result.stdout)
+
+    return run
+
+
+def rows(report, status=None, **match):
+    return [
+        row for row in report["checks"]
+        if (status is None or row["status"] == status) and all(row[key] == value for key, value in match.items())
+    ]  # fmt: skip
+
+
+def _on_host(command: str, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", "exec", "-i", MAIL_CONTAINER, "sh", "-c", command], input=input,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def healthy(check):
+    """The report of the stack as converged (one run shared by the tests that read it)."""
+    return check()
+
+
+def test_a_healthy_stack_is_ok_with_exit_status_0(healthy):
+    code, report = healthy
+    assert [row for row in report["checks"] if row["status"] != "ok"] == []
+    assert (code, report["status"]) == (0, "ok")
+    active = {row["service"] for row in rows(report, check="active")}
+    assert active == {"slapd", "postfix", "dovecot", "govmail-lifecycle", "govmail-daily-mail", "govmail-host-check"}
+    assert {row["host"] for row in rows(report, check="reachable")} == {"mail1", "backup1"}
+
+
+@pytest.mark.parametrize("number", ALL_PORTS.values(), ids=list(ALL_PORTS))
+def test_every_port_answers_with_tls_1_2_or_later_and_the_sites_certificate(healthy, hostname, number):
+    _, report = healthy
+    (row,) = [row for row in report["checks"] if row["check"].startswith(f"port {number} ")]
+    assert row["status"] == "ok", row["detail"]
+    assert row["data"]["protocol"] in ("TLSv1.2", "TLSv1.3")
+    assert f"certificate for {hostname} verified by the site CA" in row["detail"]
+    assert row["data"]["certificate_days_left"] > 30
+
+
+def test_a_mailbox_above_95_percent_of_its_quota_is_a_warning_naming_it(check, full_mailbox):
+    code, report = check()
+    (row,) = rows(report, check="quota")
+    assert (code, report["status"], row["status"]) == (1, "warning", "warning")
+    assert row["detail"].startswith("1 mailbox at or above 95% of the quota: ")
+    assert full_mailbox["address"] in row["detail"]
+    assert [item["address"] for item in row["data"]["above"]] == [full_mailbox["address"]]
+
+
+@pytest.fixture
+def dovecot_stopped_with_mail_waiting(mail_host, alice, domain):
+    """Dovecot stopped and one message for alice waiting in Postfix's queue; afterwards Dovecot is
+    started, the queue flushed, and the message must arrive (nothing lost)."""
+    message_id = f"<{uuid.uuid4()}@govmail.test>"
+    assert mail_host.run("systemctl stop dovecot").rc == 0
+    try:
+        sender = f"postmaster@{domain}"
+        text = f"From: {sender}\nTo: {alice['address']}\nMessage-ID: {message_id}\nSubject: check\n\nqueued\n"
+        sent = _on_host(f"/usr/sbin/sendmail -f {sender} -- {alice['address']}", text)
+        assert sent.returncode == 0, sent.stderr
+        clients.wait_for(lambda: _on_host("postqueue -j").stdout.strip() != "", what="the message to be queued")
+        yield message_id
+    finally:
+        assert mail_host.run("systemctl start dovecot").rc == 0
+        _on_host("postqueue -f")
+    clients.wait_for(lambda: _on_host("postqueue -j").stdout.strip() == "", what="the queue to empty", timeout=120)
+
+
+def test_a_stopped_dovecot_is_critical_naming_the_service_its_ports_and_the_waiting_mail(
+    check, dovecot_stopped_with_mail_waiting
+):
+    code, report = check()
+    assert (code, report["status"]) == (2, "critical")
+    assert rows(report, "critical", service="dovecot", check="active")[0]["detail"] == "dovecot is inactive"
+    refused = {row["check"]: row["detail"] for row in rows(report, "critical", service="dovecot")}
+    for service, port in MAILSTORE_PORTS.items():
+        assert refused[f"port {port} ({service})"] == "connection refused (nothing listens)"
+    (queue,) = rows(report, check="queue")
+    assert queue["data"]["messages"] == 1 and queue["detail"].startswith("1 message in the queue, the oldest waiting ")
+    # what is not Dovecot's stays ok
+    assert rows(report, "ok", service="postfix", check="active") and rows(report, "ok", service="slapd")
+
+
+def test_mail_queued_while_dovecot_was_stopped_arrives_after_it_starts(
+    check, dovecot_stopped_with_mail_waiting, imaps, alice
+):
+    _, report = check()
+    assert rows(report, check="queue")[0]["data"]["messages"] == 1
+    _on_host("systemctl start dovecot && postqueue -f")
+    client = imaps(alice)
+    clients.wait_for(
+        lambda: imap_fetch(client, dovecot_stopped_with_mail_waiting) is not None, what="the queued message"
+    )

@@ -1,0 +1,100 @@
+"""Purging a leaked secret document (QT §10.4, §11.3; LC §17.3): `govmail message purge` finds every
+copy in every mailbox and folder, removes them and nothing else, and leaves an audit record with
+digests but no content."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import clients
+import pytest
+from conftest import imap_fetch, make_message, ok_json
+
+SUBJECT = "Tài liệu MẬT số 17"
+
+
+def _doveadm(mail_host, command: str):
+    result = mail_host.run(f"doveadm {command}")
+    assert result.rc == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def leaked(new_agency, submissions, alice, bob, agency, personal, imaps, mail_host):
+    """A secret mail from alice to five mailboxes, with alice's Sent copy; bob moved his copy to a
+    folder of his own, the third person deleted hers (Trash). Also an ordinary mail to the same
+    people, which must survive. Returns (secret Message-ID, ordinary Message-ID, recipients)."""
+    unit = new_agency("Phòng Kiểm thử Thu hồi", "th")
+    extra = [unit.person("Phan Văn Nhận"), unit.person("Hà Thị Nhận")]
+    recipients = [bob["address"], personal[2]["address"], agency["address"], *(p["address"] for p in extra)]
+    submissions.login(alice["address"], alice["password"])
+    secret = make_message(alice["address"], ", ".join(recipients), SUBJECT, "Nội dung mật, không được lan truyền.\n")
+    ordinary = make_message(alice["address"], ", ".join(recipients), "Lịch họp", "Họp giao ban sáng thứ Hai.\n")
+    for message in (ordinary, secret):
+        assert submissions.send_message(message) == {}
+    sent = imaps(alice)
+    assert sent.append("Sent", "(\\Seen)", None, secret.as_bytes())[0] == "OK"
+    folder = "Tài liệu mật"
+    bob_address, third = bob["address"], personal[2]["address"]
+
+    def delivered() -> bool:
+        return all(
+            mail_host.run(f"doveadm search -u {who} mailbox INBOX header Message-ID '{mid}'").stdout.strip()
+            for who in recipients for mid in (secret["Message-ID"], ordinary["Message-ID"])
+        )  # fmt: skip
+
+    clients.wait_for(delivered, what="both mails in the five INBOXes", timeout=120)
+    _doveadm(mail_host, f"mailbox create -u {bob_address} '{folder}'")
+    _doveadm(mail_host, f"move -u {bob_address} '{folder}' mailbox INBOX header Message-ID '{secret['Message-ID']}'")
+    _doveadm(mail_host, f"move -u {third} Trash mailbox INBOX header Message-ID '{secret['Message-ID']}'")
+    yield secret["Message-ID"], ordinary["Message-ID"], recipients
+    mail_host.run(f"doveadm mailbox delete -u {bob_address} '{folder}'")
+
+
+def test_the_dry_run_lists_every_copy_and_removes_nothing(govmail, leaked, alice, bob, personal):
+    secret, _, recipients = leaked
+    report = ok_json(govmail("message", "purge", "--message-id", secret, "--dry-run", "--json"))
+    assert report["dry_run"] is True and report["message_id"] == secret
+    where = {(copy["address"], copy["folder"]) for copy in report["removed"]}
+    assert where == {
+        (alice["address"], "Sent"),
+        (bob["address"], "Tài liệu mật"),
+        (personal[2]["address"], "Trash"),
+        *((address, "INBOX") for address in recipients if address not in (bob["address"], personal[2]["address"])),
+    }
+    again = ok_json(govmail("message", "purge", "--message-id", secret, "--dry-run", "--json"))
+    assert len(again["removed"]) == 6
+
+
+def test_the_purge_removes_every_copy_and_nothing_else(govmail, leaked, imaps, bob, mail_host):
+    secret, ordinary, recipients = leaked
+    report = ok_json(govmail("message", "purge", "--message-id", secret, "--json"))
+    assert report["dry_run"] is False and len(report["removed"]) == 6
+    assert report["archives_still_holding"] == []
+    after = ok_json(govmail("message", "purge", "--message-id", secret, "--dry-run", "--json"))
+    assert after["removed"] == []
+    for who in recipients:
+        found = mail_host.run(f"doveadm search -u {who} mailbox INBOX header Message-ID '{ordinary}'").stdout
+        assert found.strip(), f"the ordinary mail to {who} was removed"
+    assert imap_fetch(imaps(bob), ordinary) is not None  # what the owner sees over IMAP
+
+
+def test_the_purge_leaves_an_audit_record_with_digests_and_no_content(govmail, leaked, mail_host):
+    secret, _, _ = leaked
+    report = ok_json(govmail("message", "purge", "--message-id", secret, "--json"))
+    log = mail_host.file(report["audit"])
+    assert log.mode == 0o600 and log.user == "root"
+    record = json.loads(log.content_string.strip().splitlines()[-1])
+    assert record["message_id"] == secret and record["dry_run"] is False and record["operator"]
+    assert len(record["copies"]) == 6
+    assert all(len(copy["sha256"]) == 64 and set(copy) == {"address", "folder", "sha256"} for copy in record["copies"])
+    assert [c["sha256"] for c in record["copies"]] == [c["sha256"] for c in report["removed"]]
+    text = log.content_string
+    assert SUBJECT not in text and "Nội dung mật" not in text
+
+
+def test_a_malformed_message_id_is_a_one_line_error(govmail):
+    result = govmail("message", "purge", "--message-id", f"khong-hop-le-{uuid.uuid4().hex}", "--json")
+    assert result.returncode == 1
+    assert "is not a Message-ID: write it as <left@right>" in result.stderr
