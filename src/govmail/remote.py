@@ -20,6 +20,8 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,13 +51,17 @@ class Runner:
     prefix: tuple[str, ...]
     description: str
 
-    def run(self, command: Sequence[str], *, timeout: int = TIMEOUT) -> Completed:
+    def run(self, command: Sequence[str], *, timeout: int = TIMEOUT, progress: bool = False) -> Completed:
+        """Run ``command`` as root there; ``progress`` also copies its stderr, line by line, to ours."""
         tool = self.prefix[0]
         if shutil.which(tool) is None:
             raise RemoteError(f"`{tool}` is not installed on this machine: it is needed to reach {self.description}")
         argv = [*self.prefix, *command] if tool != "ssh" else [*self.prefix, shlex.join(command)]
         try:
-            completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+            if progress:
+                completed = _run_showing_stderr(argv, timeout)
+            else:
+                completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             raise RemoteError(f"{shlex.join(command)} on {self.description} did not finish in {timeout}s") from None
         except OSError as exc:
@@ -66,6 +72,29 @@ class Runner:
             detail = (completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"])[-1]
             raise RemoteError(f"cannot reach {self.description}: {detail}")
         return Completed(completed.returncode, completed.stdout, completed.stderr)
+
+
+def _run_showing_stderr(argv: Sequence[str], timeout: int) -> subprocess.CompletedProcess[str]:
+    """subprocess.run with stderr copied to ours as it comes (a remote program's progress) and kept."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        lines: list[str] = []
+
+        def pump() -> None:
+            assert process.stderr is not None
+            for line in process.stderr:
+                lines.append(line)
+                sys.stderr.write(line)
+                sys.stderr.flush()
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            stdout, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        reader.join()
+        return subprocess.CompletedProcess(argv, process.returncode, stdout, "".join(lines))
 
 
 def _words(value: Any) -> list[str]:

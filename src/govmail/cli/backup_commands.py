@@ -1,0 +1,111 @@
+"""`govmail backup run|list` and `govmail restore`: the host's govmail-backup, run from the controller."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from .. import remote
+from ..errors import BackupError
+from .common import InventoryOption, JsonOption, _inventory, _out, _print_json, app, handle_errors
+
+backup_app = typer.Typer(
+    help="Backups (O1): encrypted, append-only archives of mail, directory, keys, configuration and logs.",
+    no_args_is_help=True,
+)
+app.add_typer(backup_app, name="backup")
+
+
+def _host_json(command: list[str], inventory: str | None, *, progress: bool = False) -> Any:
+    """Run ``govmail-backup COMMAND`` on the directory host and read its JSON answer.
+
+    Raises :class:`BackupError` with the host's one-line error when it fails.
+    """
+    _, inventory_dir = _inventory(inventory)
+    runner = remote.directory_host(inventory_dir)
+    completed = runner.run(["govmail-backup", *command], progress=progress)
+    if completed.returncode == 0:
+        try:
+            return json.loads(completed.stdout)
+        except ValueError:
+            pass
+    lines = completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"]
+    detail = lines[-1].removeprefix("govmail-backup: ")
+    if completed.returncode == 127 or "not found" in detail:
+        detail = f"govmail-backup is not installed on {runner.description}: run playbooks/site.yml"
+    raise BackupError(f"{command[0]} on {runner.description} failed: {detail}")
+
+
+@backup_app.command("run")
+@handle_errors
+def backup_run(inventory: InventoryOption = None, json_output: JsonOption = False) -> None:
+    """Back up the directory host now (the daily timer runs the same program); progress on stderr.
+
+    JSON: {"archive": NAME, "time": ISO-8601, "mailboxes": N, "messages": N, "bytes_added": N}.
+    """
+    report = _host_json(["run", "--json"], inventory, progress=True)
+    if json_output:
+        _print_json(report)
+    else:
+        typer.echo(
+            f"archive {report['archive']} at {report['time']}: {report['mailboxes']} mailboxes, "
+            f"{report['messages']} messages, {report['bytes_added']} bytes added"
+        )
+
+
+@backup_app.command("list")
+@handle_errors
+def backup_list(inventory: InventoryOption = None, json_output: JsonOption = False) -> None:
+    """The archives of the directory host, oldest first.
+
+    JSON: [{"archive": NAME, "time": ISO-8601, "mailboxes": N, "messages": N}, ...].
+    """
+    archives = _host_json(["list", "--json"], inventory)
+    if json_output:
+        _print_json(archives)
+        return
+    table = Table(show_edge=False)
+    for column in ("archive", "time", "mailboxes", "messages"):
+        table.add_column(column)
+    for item in archives:
+        table.add_row(item["archive"], item["time"], str(item["mailboxes"]), str(item["messages"]))
+    _out().print(table)
+
+
+@app.command("restore")
+@handle_errors
+def restore(
+    archive: Annotated[str, typer.Option("--archive", help="Archive name (govmail backup list) or latest.")] = "latest",
+    all_mailboxes: Annotated[bool, typer.Option("--all", help="Every mailbox of the archive.")] = False,
+    mailbox: Annotated[
+        str | None, typer.Option("--mailbox", help="One mailbox (its address).", show_default=False)
+    ] = None,
+    into_folder: Annotated[
+        bool, typer.Option("--into-folder", help="Into the folder Restored/<today>, beside newer mail.")
+    ] = False,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Put archived mail back: messages missing from a folder come back byte for byte, with their flags.
+
+    Messages still there (whatever their flags now) and newer mail are left alone, so restoring the
+    same archive twice changes nothing. JSON: {"archive": NAME, "mailboxes": [{"address": A,
+    "restored": N, "folder": F|null}]}.
+    """
+    if all_mailboxes == bool(mailbox):
+        raise BackupError("say what to restore: --all or --mailbox ADDRESS (one of them)")
+    if mailbox is not None and mailbox.count("@") != 1:
+        raise BackupError(f"--mailbox {mailbox!r} is not a mail address: give the full address")
+    command = ["restore", "--archive", archive] + (["--all"] if all_mailboxes else ["--mailbox", str(mailbox).lower()])
+    if into_folder:
+        command.append("--into-folder")
+    report = _host_json(command, inventory, progress=True)
+    if json_output:
+        _print_json(report)
+        return
+    for item in report["mailboxes"]:
+        where = f" into {item['folder']}" if item["folder"] else ""
+        typer.echo(f"{item['address']}: {item['restored']} messages restored{where} from {report['archive']}")
