@@ -172,3 +172,25 @@ def test_backup_that_cannot_reach_the_backup_host_fails_in_the_journal(mail_host
     finally:
         backup_host.run_test("systemctl start restic-rest-server")
         mail_host.run("systemctl reset-failed govmail-backup.service")
+
+
+def test_undelete_brings_back_an_expunged_message(govmail, imaps, alice):
+    raw = make_message(alice["address"], alice["address"], "Xoá nhầm", "Công văn quan trọng\n").as_bytes()
+    client = imaps(alice)
+    client.select("INBOX")
+    assert client.append("INBOX", r"(\Seen)", None, raw)[0] == "OK"
+    message_id = parse_id(raw)
+    uid = client.search(None, "HEADER", "Message-ID", message_id)[1][0].split()[-1]
+    client.store(uid, "+FLAGS", r"(\Deleted)")
+    client.expunge()
+    assert not client.search(None, "HEADER", "Message-ID", message_id)[1][0]
+    result = ok_json(govmail("mailbox", "undelete", alice["address"], "--since", date.today().isoformat(), "--json"))
+    assert result["restored"] >= 1
+    client.select("INBOX")
+    found = client.search(None, "HEADER", "Message-ID", message_id)[1][0].split()
+    assert len(found) == 1
+    assert client.fetch(found[0], "(BODY.PEEK[])")[1][0][1] == raw
+
+
+def parse_id(raw: bytes) -> str:
+    return re.search(rb"^Message-ID: (.*?)\r?$", raw, re.M | re.I).group(1).decode()

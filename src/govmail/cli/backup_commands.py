@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Annotated, Any
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from .. import remote
 from ..errors import BackupError
+from ..inventory import Site
 from .common import InventoryOption, JsonOption, _inventory, _out, _print_json, app, handle_errors
 
 backup_app = typer.Typer(
@@ -109,3 +111,52 @@ def restore(
     for item in report["mailboxes"]:
         where = f" into {item['folder']}" if item["folder"] else ""
         typer.echo(f"{item['address']}: {item['restored']} messages restored{where} from {report['archive']}")
+
+
+# --- deleted mail without a backup (lazy_expunge) ----------------------------------------------
+
+mailbox_app = typer.Typer(help="Mailbox contents: bring back deleted mail.", no_args_is_help=True)
+app.add_typer(mailbox_app, name="mailbox")
+
+
+@mailbox_app.command("undelete")
+@handle_errors
+def mailbox_undelete(
+    address: Annotated[str, typer.Argument(help="The mailbox's full address.")],
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only mail expunged on or after YYYY-MM-DD.", show_default=False)
+    ] = None,
+    folder: Annotated[str, typer.Option("--folder", help="Folder to put the mail back into.")] = "INBOX",
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Move messages the user expunged (kept by Dovecot's lazy_expunge for govmail_expunged_days) back.
+
+    JSON: {"restored": N}. The folder that keeps them is the inventory's govmail_expunged_folder.
+    """
+    if address.count("@") != 1:
+        raise BackupError(f"{address!r} is not a mail address: give the full address")
+    if since is not None:
+        try:
+            since = date.fromisoformat(since).isoformat()
+        except ValueError:
+            raise BackupError(f"--since {since!r} is not a date: write YYYY-MM-DD") from None
+    _, inventory_dir = _inventory(inventory)
+    site = Site(inventory_dir)
+    kept = str(site.required("govmail_expunged_folder"))
+    runner = remote.directory_host(inventory_dir, site=site)
+    query = ["mailbox", kept, *(["SAVEDSINCE", since] if since else [])]
+    found = runner.run(["doveadm", "search", "-u", address.lower(), *query])
+    if found.returncode != 0:
+        detail = (found.stderr.strip().splitlines() or [f"exit {found.returncode}"])[-1]
+        raise BackupError(f"cannot read {kept} of {address} on {runner.description}: {detail}")
+    count = len(found.stdout.strip().splitlines())
+    if count:
+        moved = runner.run(["doveadm", "move", "-u", address.lower(), folder, *query])
+        if moved.returncode != 0:
+            detail = (moved.stderr.strip().splitlines() or [f"exit {moved.returncode}"])[-1]
+            raise BackupError(f"cannot move mail of {address} back into {folder!r}: {detail}")
+    if json_output:
+        _print_json({"restored": count})
+    else:
+        typer.echo(f"{count} messages of {address} put back into {folder}")
