@@ -566,6 +566,70 @@ def restore(
     return {"archive": name, "mailboxes": results}
 
 
+def _database_directory(config_ldif: str, base_dn: str) -> str:
+    """``olcDbDirectory`` of the database whose ``olcSuffix`` is ``base_dn``, from a cn=config export."""
+    for entry in ldif_entries(config_ldif):
+        lines = entry.replace("\n ", "").split("\n")
+        suffixes = [line.split(":", 1)[1].strip() for line in lines if line.startswith("olcSuffix:")]
+        directories = [line.split(":", 1)[1].strip() for line in lines if line.startswith("olcDbDirectory:")]
+        if directories and any(s.lower() == base_dn.lower() for s in suffixes):
+            return directories[0]
+    raise BackupError(f"the archive's cn=config has no database for {base_dn}")
+
+
+def _systemctl(action: str, unit: str) -> None:
+    completed = subprocess.run(["systemctl", action, unit], capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise BackupError(f"systemctl {action} {unit} failed: {completed.stderr.strip()[-200:]}")
+
+
+def restore_directory(config: Config, archive: str) -> dict[str, Any]:
+    """Put the directory's data back as archived (``slapadd`` of ``directory/data.ldif``).
+
+    Returns ``{"archive": NAME, "directory": {"entries": N, "changed": bool}}``. When a fresh
+    ``slapcat`` already has the manifest's digest nothing is touched (restoring twice changes
+    nothing); otherwise slapd is stopped, the database's files are moved aside to
+    ``<db dir>.before-restore-<time>`` (kept for the operator), the archive's entries are loaded
+    with their operational attributes (passwords, ppolicy state, CSNs) and slapd is started again.
+    """
+    name = _resolve(config, archive)
+    with tempfile.TemporaryDirectory(prefix="govmail-restore-") as temp:
+        staged = fetch(config, name, Path(temp), [MANIFEST, "directory"])
+        manifest = json.loads((staged / MANIFEST).read_text(encoding="utf-8"))
+        wanted = manifest.get("directory")
+        if not wanted:
+            raise BackupError(f"archive {name} holds no directory export")
+        current = Path(temp) / "current.ldif"
+        base = config["base_dn"]
+        subprocess.run(["slapcat", "-b", base, "-l", str(current)], capture_output=True, check=False)
+        if current.is_file() and directory_manifest(current) == wanted:
+            return {"archive": name, "directory": {"entries": wanted["entries"], "changed": False}}
+        database = Path(_database_directory((staged / "directory/config.ldif").read_text(encoding="utf-8"), base))
+        owner = database.stat()
+        aside = database.with_name(f"{database.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        _systemctl("stop", "slapd")
+        try:
+            aside.mkdir(mode=0o700)
+            for path in database.iterdir():
+                if path.name.endswith(".mdb"):
+                    shutil.move(str(path), aside / path.name)
+            loaded = subprocess.run(
+                ["slapadd", "-q", "-b", base, "-l", str(staged / "directory/data.ldif")],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if loaded.returncode != 0:
+                for path in aside.iterdir():
+                    shutil.move(str(path), database / path.name)
+                raise BackupError(
+                    f"slapadd of archive {name} failed (database put back): {loaded.stderr.strip()[-200:]}"
+                )
+            for path in database.iterdir():
+                os.chown(path, owner.st_uid, owner.st_gid)
+        finally:
+            _systemctl("start", "slapd")
+    return {"archive": name, "directory": {"entries": wanted["entries"], "changed": True}}
+
+
 # --- failure report --------------------------------------------------------------------------
 
 
@@ -619,6 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = restore_parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--all", action="store_true")
     target.add_argument("--mailbox", action="append")
+    target.add_argument("--directory", action="store_true")
     restore_parser.add_argument("--into-folder", action="store_true")
     restore_parser.add_argument("--json", action="store_true")
     raw = commands.add_parser("restic", help="run restic with this host's credentials (append-only)")
@@ -634,6 +699,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(init(config))
         elif args.command == "notify-failure":
             print(f"told {notify_failure(config)}")
+        elif args.command == "restore" and args.directory:
+            _print(restore_directory(config, args.archive), True)
+        elif args.command == "restore" and args.all:
+            directory = restore_directory(config, args.archive)
+            _print({**restore(config, directory["archive"], None), "directory": directory["directory"]}, True)
         elif args.command == "restore":
             _print(
                 restore(config, args.archive, None if args.all else args.mailbox, into_folder=args.into_folder), True

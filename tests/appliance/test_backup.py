@@ -19,7 +19,7 @@ import clients
 import pytest
 import testinfra
 from clients import wait_for
-from conftest import MAIL_CONTAINER, make_message, ok_json
+from conftest import MAIL_CONTAINER, mailbox_dn, make_message, ok_json
 
 BACKUP_CONTAINER = os.environ.get("GOVMAIL_BACKUP_CONTAINER", MAIL_CONTAINER.replace("mail1", "backup1"))
 FOLDER = "Báo cáo 2025"  # a folder with Vietnamese letters and a space: stored in modified UTF-7
@@ -194,3 +194,33 @@ def test_undelete_brings_back_an_expunged_message(govmail, imaps, alice):
 
 def parse_id(raw: bytes) -> str:
     return re.search(rb"^Message-ID: (.*?)\r?$", raw, re.M | re.I).group(1).decode()
+
+
+def test_directory_restore_undoes_a_later_change_keeps_passwords_and_again_changes_nothing(
+    govmail, ldaps_server, creds, domain, alice, imaps
+):
+    import ldap3
+
+    archived = ok_json(govmail("backup", "run", "--json"))["archive"]
+    dn = mailbox_dn(domain, alice)
+    admin = dict(user=creds["ldap_admin"]["dn"], password=creds["ldap_admin"]["password"], auto_bind=True)
+    with ldap3.Connection(ldaps_server, **admin) as conn:
+        assert conn.modify(dn, {"description": [(ldap3.MODIFY_REPLACE, ["đổi sau khi sao lưu"])]})
+    result = ok_json(govmail("restore", "--directory", "--archive", archived, "--json"))
+    assert result["directory"]["changed"] is True
+    conn = wait_for(lambda: _bound(ldaps_server, admin), timeout=30, what="slapd back after the restore")
+    conn.search(dn, "(objectClass=*)", attributes=["description"])
+    assert conn.entries[0].entry_attributes_as_dict.get("description", []) == []
+    conn.unbind()
+    imaps(alice)  # the old password still works
+    again = ok_json(govmail("restore", "--directory", "--archive", archived, "--json"))
+    assert again["directory"]["changed"] is False
+
+
+def _bound(server, admin):
+    import ldap3
+
+    try:
+        return ldap3.Connection(server, **admin)
+    except ldap3.core.exceptions.LDAPException:
+        return None

@@ -85,6 +85,7 @@ def restore(
     mailbox: Annotated[
         str | None, typer.Option("--mailbox", help="One mailbox (its address).", show_default=False)
     ] = None,
+    directory: Annotated[bool, typer.Option("--directory", help="The directory's data alone.")] = False,
     into_folder: Annotated[
         bool, typer.Option("--into-folder", help="Into the folder Restored/<today>, beside newer mail.")
     ] = False,
@@ -97,10 +98,18 @@ def restore(
     same archive twice changes nothing. JSON: {"archive": NAME, "mailboxes": [{"address": A,
     "restored": N, "folder": F|null}]}.
     """
-    if all_mailboxes == bool(mailbox):
-        raise BackupError("say what to restore: --all or --mailbox ADDRESS (one of them)")
+    if [all_mailboxes, bool(mailbox), directory].count(True) != 1:
+        raise BackupError("say what to restore: --all, --mailbox ADDRESS or --directory (one of them)")
     if mailbox is not None and mailbox.count("@") != 1:
         raise BackupError(f"--mailbox {mailbox!r} is not a mail address: give the full address")
+    if directory:
+        report = _host_json(["restore", "--archive", archive, "--directory"], inventory, progress=True)
+        if json_output:
+            _print_json(report)
+        else:
+            state = "restored" if report["directory"]["changed"] else "already as archived"
+            typer.echo(f"directory: {report['directory']['entries']} entries {state} ({report['archive']})")
+        return
     command = ["restore", "--archive", archive] + (["--all"] if all_mailboxes else ["--mailbox", str(mailbox).lower()])
     if into_folder:
         command.append("--into-folder")
