@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import BackupError
 
@@ -171,10 +173,32 @@ def ldif_entries(text: str) -> list[str]:
     return entries
 
 
+# What slapd itself rewrites as the directory is used (lastbind's login times, ppolicy's failure
+# counter, replication and modification stamps): left out of the directory's digest, which
+# covers what the entries say, not when they were last used.
+VOLATILE_ATTRIBUTES = frozenset(
+    a.lower()
+    for a in (
+        "authTimestamp", "pwdLastSuccess", "pwdFailureTime", "contextCSN", "entryCSN", "modifyTimestamp",
+        "modifiersName",
+    )
+)  # fmt: skip
+
+
+def _stable(entry: str) -> str:
+    lines = entry.replace("\n ", "").split("\n")  # unfold (RFC 2849) first
+    return "\n".join(line for line in lines if line.split(":", 1)[0].lower() not in VOLATILE_ATTRIBUTES)
+
+
 def directory_manifest(ldif: Path) -> dict[str, Any]:
-    """``{"entries": N, "digest": SHA256}`` of an LDIF export: the SHA-256 of the entries' sorted SHA-256 sums."""
+    """``{"entries": N, "digest": SHA256}`` of an LDIF export (``slapcat``).
+
+    The digest is the SHA-256 of the entries' sorted SHA-256 sums, each entry without
+    :data:`VOLATILE_ATTRIBUTES`.
+    """
     entries = ldif_entries(ldif.read_text(encoding="utf-8"))
-    return {"entries": len(entries), "digest": _digest(hashlib.sha256(e.encode()).hexdigest() for e in entries)}
+    sums = (hashlib.sha256(_stable(e).encode()).hexdigest() for e in entries)
+    return {"entries": len(entries), "digest": _digest(sums)}
 
 
 def build_manifest(staging: Path, *, host: str, created: datetime | None = None) -> dict[str, Any]:
@@ -316,10 +340,34 @@ def restic(config: Config, args: Sequence[str], *, check: bool = True) -> subpro
     return completed
 
 
+def check_reachable(config: Config, *, timeout: float = 10) -> None:
+    """Fail at once, naming the host, when the backup host's HTTPS port does not answer.
+
+    restic itself retries an unreachable backend for many minutes; a daily run should rather fail
+    now, visibly (exit status, journal, mail to the operators).
+    """
+    location = urlsplit(config["repository"].removeprefix("rest:"))
+    host, port = location.hostname or "", location.port or 443
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise BackupError(f"restic cannot reach the backup host {host}:{port}: {exc.strerror or exc}") from None
+
+
 def init(config: Config) -> str:
-    """Create the repository unless it exists; returns ``"exists"`` or ``"created"``."""
-    if restic(config, ["cat", "config"], check=False).returncode == 0:
+    """Create the repository unless it exists; returns ``"exists"`` or ``"created"``.
+
+    restic exits 10 when the repository does not exist (restic 0.17+, "Exit status codes" in its
+    scripting docs); anything else (the backup host unreachable, a wrong credential) is an error.
+    """
+    check_reachable(config)
+    probe = restic(config, ["cat", "config"], check=False)
+    if probe.returncode == 0:
         return "exists"
+    if probe.returncode != 10:
+        detail = (probe.stderr.strip().splitlines() or [f"exit {probe.returncode}"])[-1]
+        raise BackupError(f"restic cannot open {config['repository']}: {detail}")
     restic(config, ["init"])
     return "created"
 
@@ -335,6 +383,7 @@ def _tags(snapshot: Mapping[str, Any]) -> dict[str, int]:
 
 def list_archives(config: Config) -> list[dict[str, Any]]:
     """``[{"archive": NAME, "time": ISO-8601, "mailboxes": N, "messages": N}, ...]``, oldest first."""
+    check_reachable(config)
     completed = restic(config, ["snapshots", "--json", "--tag", TAG])
     snapshots = json.loads(completed.stdout or "[]")
     archives = []

@@ -24,6 +24,7 @@ from conftest import MAIL_CONTAINER, mailbox_dn, make_message, ok_json
 BACKUP_CONTAINER = os.environ.get("GOVMAIL_BACKUP_CONTAINER", MAIL_CONTAINER.replace("mail1", "backup1"))
 FOLDER = "Báo cáo 2025"  # a folder with Vietnamese letters and a space: stored in modified UTF-7
 FLAGGED = (r"\Seen", r"\Flagged")
+OUTSIDER = "van.thu@ubnd.example.org"  # mail from another organisation, on port 25
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +83,9 @@ def archive(govmail, address, hostname, port, tls, alice, bob):
     """
     tag = uuid.uuid4().hex[:8]
     with clients.SMTP(address, hostname, port("smtp")) as smtp:
+        smtp.ehlo("mx.example.org")
         for number in range(3):
-            message = make_message(bob["address"], alice["address"], f"Sao lưu {tag} {number}", f"Nội dung {number}\n")
+            message = make_message(OUTSIDER, alice["address"], f"Sao lưu {tag} {number}", f"Nội dung {number}\n")
             assert smtp.send_message(message) == {}
     client = open_imaps(address, hostname, port, tls, alice)
     client.select("INBOX")
@@ -101,7 +103,7 @@ def archive(govmail, address, hostname, port, tls, alice, bob):
 def test_backup_run_reports_the_archive_it_wrote(govmail, archive, creds):
     report = archive["report"]
     assert set(report) == {"archive", "time", "mailboxes", "messages", "bytes_added"}
-    assert report["mailboxes"] >= len(creds["accounts"])
+    assert 1 <= report["mailboxes"] <= len(creds["accounts"])  # mailboxes with a Maildir (used at least once)
     assert report["messages"] >= 5
     archives = ok_json(govmail("backup", "list", "--json"))
     assert archives[-1]["archive"] == report["archive"]
@@ -118,8 +120,7 @@ def test_mail_host_credential_cannot_delete_or_prune(mail_host, govmail, archive
     before = [a["archive"] for a in ok_json(govmail("backup", "list", "--json"))]
     args = " ".join(shlex.quote(part.format(archive=archive["report"]["archive"])) for part in command)
     result = mail_host.run(f"govmail-backup restic {args}")
-    assert result.rc != 0
-    assert "403" in result.stderr
+    assert "403 Forbidden" in result.stderr  # restic 0.18's forget reports it, yet may exit 0
     after = [a["archive"] for a in ok_json(govmail("backup", "list", "--json"))]
     assert after == before
 
@@ -139,7 +140,8 @@ def test_destroyed_mailbox_comes_back_byte_identical_with_flags_and_folders(mail
 def test_restore_into_a_folder_leaves_newer_mail_alone_and_twice_adds_nothing(
     smtp, govmail, archive, imaps, alice, bob
 ):
-    newer = make_message(bob["address"], alice["address"], "Thư mới hơn", "mới\n")
+    newer = make_message(OUTSIDER, alice["address"], "Thư mới hơn", "mới\n")
+    smtp.ehlo("mx.example.org")
     assert smtp.send_message(newer) == {}
     client = imaps(alice)
     client.select("INBOX")
@@ -212,9 +214,9 @@ def test_directory_restore_undoes_a_later_change_keeps_passwords_and_again_chang
     conn.search(dn, "(objectClass=*)", attributes=["description"])
     assert conn.entries[0].entry_attributes_as_dict.get("description", []) == []
     conn.unbind()
-    imaps(alice)  # the old password still works
     again = ok_json(govmail("restore", "--directory", "--archive", archived, "--json"))
     assert again["directory"]["changed"] is False
+    imaps(alice)  # the old password still works (the login then changes authTimestamp: lastbind)
 
 
 def _bound(server, admin):

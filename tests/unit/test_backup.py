@@ -111,3 +111,24 @@ def test_a_configuration_without_a_key_is_named(tmp_path):
     path.write_text('{"host": "mail1"}')
     with pytest.raises(BackupError, match="lacks repository"):
         backup.Config.load(str(path))
+
+
+def test_the_database_directory_is_read_from_the_archived_cn_config():
+    config = (
+        "dn: olcDatabase={0}config,cn=config\nolcDatabase: {0}config\n\n"
+        "dn: olcDatabase={1}mdb,cn=config\nolcDatabase: {1}mdb\nolcDbDirectory: /var/lib/ldap\n"
+        "olcSuffix: dc=quangtri,dc=gov,dc=vn\n\n"
+    )
+    assert backup._database_directory(config, "DC=quangtri,dc=gov,dc=vn") == "/var/lib/ldap"
+    with pytest.raises(BackupError, match="no database for dc=other"):
+        backup._database_directory(config, "dc=other")
+
+
+def test_the_directory_digest_ignores_login_times_but_not_content(tmp_path):
+    entry = "dn: uid=x,dc=a\nuid: x\ndescription: một\nauthTimestamp: 20261129000000Z\nentryCSN: 1#000\n\n"
+    first = write(tmp_path / "a.ldif", entry.encode())
+    later = write(tmp_path / "b.ldif", entry.replace("20261129", "20261130").replace("1#000", "2#000").encode())
+    changed = write(tmp_path / "c.ldif", entry.replace("một", "hai").encode())
+    digest = backup.directory_manifest(first)["digest"]
+    assert backup.directory_manifest(later)["digest"] == digest
+    assert backup.directory_manifest(changed)["digest"] != digest

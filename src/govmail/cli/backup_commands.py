@@ -95,8 +95,10 @@ def restore(
     """Put archived mail back: messages missing from a folder come back byte for byte, with their flags.
 
     Messages still there (whatever their flags now) and newer mail are left alone, so restoring the
-    same archive twice changes nothing. JSON: {"archive": NAME, "mailboxes": [{"address": A,
-    "restored": N, "folder": F|null}]}.
+    same archive twice changes nothing. ``--directory`` loads the archived directory (slapadd; the
+    old database is kept aside) unless it already matches; ``--all`` does that, then every
+    mailbox. JSON: {"archive": NAME, "mailboxes": [{"address": A, "restored": N, "folder":
+    F|null}], "directory": {"entries": N, "changed": bool}} (``directory`` with --all/--directory).
     """
     if [all_mailboxes, bool(mailbox), directory].count(True) != 1:
         raise BackupError("say what to restore: --all, --mailbox ADDRESS or --directory (one of them)")
