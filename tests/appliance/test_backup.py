@@ -125,6 +125,14 @@ def test_mail_host_credential_cannot_delete_or_prune(mail_host, govmail, archive
     assert after == before
 
 
+def test_retention_prunes_on_the_backup_host_and_keeps_the_latest_archive(backup_host, govmail, archive):
+    result = backup_host.run("systemctl start govmail-backup-prune.service")
+    assert result.rc == 0, result.stderr
+    journal = backup_host.run("journalctl -u govmail-backup-prune.service --no-pager -n 30").stdout
+    assert re.search(r"keep \d+ snapshots", journal)
+    assert archive["report"]["archive"] in [a["archive"] for a in ok_json(govmail("backup", "list", "--json"))]
+
+
 def test_destroyed_mailbox_comes_back_byte_identical_with_flags_and_folders(mail_host, govmail, archive, imaps, alice):
     local, domain = alice["address"].split("@")
     mail_host.run_test(f"doveadm kick {shlex.quote(alice['address'])} >/dev/null 2>&1 || true")
