@@ -234,3 +234,12 @@ def _bound(server, admin):
         return ldap3.Connection(server, **admin)
     except ldap3.core.exceptions.LDAPException:
         return None
+
+
+def test_restoring_everything_from_the_latest_archive_over_the_same_data_changes_nothing(govmail):
+    written = ok_json(govmail("backup", "run", "--json"))
+    result = ok_json(govmail("restore", "--all", "--json"))
+    assert result["archive"] == written["archive"]
+    assert result["directory"]["changed"] is False
+    assert len(result["mailboxes"]) == written["mailboxes"]
+    assert [m["restored"] for m in result["mailboxes"]] == [0] * written["mailboxes"]
