@@ -100,10 +100,10 @@ def archive(govmail, address, hostname, port, tls, alice, bob):
     return {"report": ok_json(govmail("backup", "run", "--json")), "before": before}
 
 
-def test_backup_run_reports_the_archive_it_wrote(govmail, archive, creds):
+def test_backup_run_reports_the_archive_it_wrote(govmail, archive):
     report = archive["report"]
     assert set(report) == {"archive", "time", "mailboxes", "messages", "bytes_added"}
-    assert 1 <= report["mailboxes"] <= len(creds["accounts"])  # mailboxes with a Maildir (used at least once)
+    assert report["mailboxes"] >= 1  # the mailboxes with a Maildir (used at least once), alice's at least
     assert report["messages"] >= 5
     archives = ok_json(govmail("backup", "list", "--json"))
     assert archives[-1]["archive"] == report["archive"]
