@@ -584,7 +584,9 @@ def restore(
 ) -> dict[str, Any]:
     """Restore mailboxes (``None``: every one of the archive) from ``archive`` (a name or ``latest``).
 
-    Returns ``{"archive": NAME, "mailboxes": [{"address": A, "restored": N, "folder": F|None}]}``.
+    Returns ``{"archive": NAME, "mailboxes": [{"address": A, "restored": N, "folder": F|None,
+    "user": bool}]}``; ``user`` is false for a Maildir whose mailbox the directory no longer has
+    (its files are put back, Dovecot is not asked about it).
     ``into_folder`` puts each mailbox's archived folders under ``Restored/<today>`` (fs layout only).
     """
     name = _resolve(config, archive)
@@ -607,11 +609,14 @@ def restore(
             home = vmail / domain / local
             _ensure_dir(home / "Maildir", owner)
             added = restore_mailbox_tree(staged / "vmail" / domain / local, home / "Maildir", owner, into=folder)
+            known = subprocess.run(["doveadm", "user", address], capture_output=True, check=False).returncode == 0
+            results.append({"address": address, "restored": added, "folder": folder or None, "user": known})
+            if not known:  # a Maildir left by a mailbox no longer in the directory: files back, nothing more
+                continue
             _doveadm("force-resync", "-u", address, "*")
             if folder:
                 for archived in manifest["mailboxes"][address]["folders"]:
                     _doveadm("mailbox", "subscribe", "-u", address, f"{folder}/{archived}")
-            results.append({"address": address, "restored": added, "folder": folder or None})
     return {"archive": name, "mailboxes": results}
 
 

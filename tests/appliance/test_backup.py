@@ -128,7 +128,7 @@ def test_mail_host_credential_cannot_delete_or_prune(mail_host, govmail, archive
 def test_retention_prunes_on_the_backup_host_and_keeps_the_latest_archive(backup_host, govmail, archive):
     result = backup_host.run("systemctl start govmail-backup-prune.service")
     assert result.rc == 0, result.stderr
-    journal = backup_host.run("journalctl -u govmail-backup-prune.service --no-pager -n 30").stdout
+    journal = backup_host.run("journalctl -u govmail-backup-prune.service --no-pager -n 400").stdout
     assert re.search(r"keep \d+ snapshots", journal)
     assert archive["report"]["archive"] in [a["archive"] for a in ok_json(govmail("backup", "list", "--json"))]
 

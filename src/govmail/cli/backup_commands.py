@@ -98,7 +98,7 @@ def restore(
     same archive twice changes nothing. ``--directory`` loads the archived directory (slapadd; the
     old database is kept aside) unless it already matches; ``--all`` does that, then every
     mailbox. JSON: {"archive": NAME, "mailboxes": [{"address": A, "restored": N, "folder":
-    F|null}], "directory": {"entries": N, "changed": bool}} (``directory`` with --all/--directory).
+    F|null, "user": bool}], "directory": {"entries": N, "changed": bool}} (``directory`` with --all/--directory).
     """
     if [all_mailboxes, bool(mailbox), directory].count(True) != 1:
         raise BackupError("say what to restore: --all, --mailbox ADDRESS or --directory (one of them)")
