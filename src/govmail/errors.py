@@ -55,6 +55,10 @@ class AccountError(GovmailError):
     """An account command cannot do what was asked: unknown mailbox, wrong state, bad input."""
 
 
+class BackupError(GovmailError):
+    """A backup, a listing or a restore cannot be done: repository unreachable, bad archive name..."""
+
+
 class DirectoryError(GovmailError):
     """The directory cannot be reached, or refused or failed an operation."""
 

@@ -20,6 +20,8 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,15 +51,27 @@ class Runner:
     prefix: tuple[str, ...]
     description: str
 
-    def run(self, command: Sequence[str], *, timeout: int = TIMEOUT, input: str | None = None) -> Completed:
-        """Run ``command`` there; ``input`` is written to its stdin. Raises :class:`RemoteError`
-        when the host cannot be reached (not when the command itself fails: see ``returncode``)."""
+    def run(
+        self,
+        command: Sequence[str],
+        *,
+        timeout: int = TIMEOUT,
+        input: str | None = None,
+        progress: bool = False,
+    ) -> Completed:
+        """Run ``command`` as root there; ``input`` is written to its stdin; ``progress`` also copies
+        its stderr, line by line, to ours. Raises :class:`RemoteError` when the host cannot be
+        reached (not when the command itself fails: see ``returncode``)."""
         tool = self.prefix[0]
         if shutil.which(tool) is None:
             raise RemoteError(f"`{tool}` is not installed on this machine: it is needed to reach {self.description}")
         argv = [*self.prefix, *command] if tool != "ssh" else [*self.prefix, shlex.join(command)]
         try:
-            completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, input=input)
+            if progress:
+                completed = _run_showing_stderr(argv, timeout, input)
+            else:
+                completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
+                                           input=input)  # fmt: skip
         except subprocess.TimeoutExpired:
             raise RemoteError(f"{shlex.join(command)} on {self.description} did not finish in {timeout}s") from None
         except OSError as exc:
@@ -68,6 +82,32 @@ class Runner:
             detail = (completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"])[-1]
             raise RemoteError(f"cannot reach {self.description}: {detail}")
         return Completed(completed.returncode, completed.stdout, completed.stderr)
+
+
+def _run_showing_stderr(
+    argv: Sequence[str], timeout: int, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """subprocess.run with stderr copied to ours as it comes (a remote program's progress) and kept."""
+    stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
+    with subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        lines: list[str] = []
+
+        def pump() -> None:
+            assert process.stderr is not None
+            for line in process.stderr:
+                lines.append(line)
+                sys.stderr.write(line)
+                sys.stderr.flush()
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            stdout, _ = process.communicate(input=input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        reader.join()
+        return subprocess.CompletedProcess(argv, process.returncode, stdout, "".join(lines))
 
 
 def _words(value: Any) -> list[str]:

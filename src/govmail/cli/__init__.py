@@ -6,7 +6,13 @@ becomes one line ``govmail: <message>`` on stderr and exit status 1, never a tra
 
 from __future__ import annotations
 
-from . import account_commands, lab_commands, lifecycle_commands, operations_commands  # noqa: F401 - they register their commands
+from . import (  # noqa: F401 - they register their commands
+    account_commands,
+    backup_commands,
+    lab_commands,
+    lifecycle_commands,
+    operations_commands,
+)
 from .common import app
 
 __all__ = ["app"]

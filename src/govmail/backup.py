@@ -1,0 +1,771 @@
+"""Backups of a host that holds data, with a manifest that proves what each archive holds (O1).
+
+This module runs **on the backed-up host** (the directory + mail store host), installed there by
+``roles/backup`` as ``govmail-backup`` (the govmail package's wheel of ``roles/lifecycle``), started
+daily by ``govmail-backup.timer`` and by ``govmail backup run`` from the controller. It uses only
+the standard library, restic and the host's own tools (``slapcat``, ``doveadm``, ``sendmail``).
+
+One run (``run``):
+
+1. **stage**: every mailbox home (``<vmail_dir>/<domain>/<local part>``: the Maildir with its
+   folders, flags in the file names, ``dovecot-uidlist``, subscriptions, the Sieve scripts) is
+   copied into ``<staging_dir>/vmail`` as *hard links* (Maildir message files are never
+   rewritten, only renamed or unlinked, so a link is a frozen copy taken in milliseconds);
+   Dovecot's index files are left out (rebuilt from the Maildir). The directory is exported with
+   ``slapcat`` while slapd runs (back-mdb reads are consistent): ``directory/data.ldif`` (the
+   suffix) and ``directory/config.ldif`` (cn=config).
+2. **manifest**: ``<staging_dir>/manifest.json`` is computed from the staged files, so it
+   describes exactly what the archive holds even while mail keeps arriving (see
+   :func:`build_manifest` for its shape).
+3. **archive**: ``restic backup`` of the staging area plus ``paths`` (the rendered
+   configuration in ``/etc`` with the host's keys and certificates and the service secrets, the
+   logs in ``/var/log``, the lifecycle's archives) to the rest-server of the backup host over
+   HTTPS (the internal CA), authenticated with this host's own credential. The server runs
+   ``--append-only``: this host can add archives, never delete or rewrite them. The snapshot
+   carries tags ``govmail``, ``mailboxes=N`` and ``messages=N`` so listing needs no download.
+
+Configuration: ``/etc/govmail/backup.json`` (written by the role), keys ``host``, ``domain``,
+``repository`` (``rest:https://...``), ``username``, ``password_file``,
+``repository_password_file``, ``ca_certificate``, ``vmail_dir``, ``mailbox_layout``, ``base_dn``,
+``staging_dir``, ``paths`` (list), ``operators`` (address told of a failure).
+
+Errors are :class:`BackupError`; ``main`` prints them as one line and exits 2 (1 for a backup that
+ran and failed), so systemd marks the unit failed and ``OnFailure=`` mails the operators.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import BackupError
+
+CONFIG_FILE = "/etc/govmail/backup.json"
+CACHE_DIR = "/var/cache/govmail-backup"
+MANIFEST = "manifest.json"
+TAG = "govmail"
+# Dovecot's caches: rebuilt from the Maildir, rewritten in place (a hard link would not freeze them).
+SKIPPED_PREFIXES = ("dovecot.index", "dovecot.list.index", "dovecot-uidlist.lock")
+MAILDIR_SUBDIRS = ("cur", "new", "tmp")
+
+__all__ = ["BackupError", "build_manifest", "decode_mutf7", "main", "stage_mailboxes"]
+
+
+# --- the manifest ----------------------------------------------------------------------------
+
+
+def decode_mutf7(name: str) -> str:
+    """IMAP's modified UTF-7 (RFC 3501 §5.1.3), how Dovecot names folders on disk, as Unicode.
+
+    ``"B&AOE-o c&AOE-o"`` -> ``"Báo cáo"``; ``"&-"`` -> ``"&"``. Raises :class:`BackupError` on a
+    malformed name.
+    """
+    out, i = [], 0
+    while i < len(name):
+        if name[i] != "&":
+            out.append(name[i])
+            i += 1
+            continue
+        end = name.find("-", i)
+        if end < 0:
+            raise BackupError(f"folder name {name!r} is not modified UTF-7 (unterminated '&')")
+        chunk = name[i + 1 : end]
+        if not chunk:
+            out.append("&")
+        else:
+            data = chunk.replace(",", "/")
+            data += "=" * (-len(data) % 4)
+            try:
+                out.append(base64.b64decode(data).decode("utf-16-be"))
+            except (ValueError, UnicodeDecodeError):
+                raise BackupError(f"folder name {name!r} is not modified UTF-7") from None
+        i = end + 1
+    return "".join(out)
+
+
+def _folders(maildir: Path) -> Iterator[tuple[str, Path]]:
+    """(IMAP folder name, directory) of every folder of an fs-layout Maildir; INBOX is its root."""
+    for current, dirs, _files in os.walk(maildir):
+        path = Path(current)
+        dirs[:] = sorted(d for d in dirs if d not in MAILDIR_SUBDIRS)
+        if (path / "cur").is_dir():
+            relative = path.relative_to(maildir).as_posix()
+            name = "INBOX" if relative == "." else "/".join(decode_mutf7(part) for part in relative.split("/"))
+            yield name, path
+
+
+def _messages(folder: Path) -> Iterator[Path]:
+    for sub in ("cur", "new"):
+        directory = folder / sub
+        if directory.is_dir():
+            for entry in sorted(directory.iterdir()):
+                if entry.is_file():
+                    yield entry
+
+
+def message_key(filename: str) -> tuple[str, str]:
+    """A Maildir file name as (unique base name, flags): ``"1.M2P3.h,S=9:2,FS"`` -> ``("1.M2P3.h,S=9", "FS")``."""
+    base, _, info = filename.partition(":")
+    return base, info[2:] if info.startswith("2,") else ""
+
+
+def _digest(values: Iterable[str]) -> str:
+    digest = hashlib.sha256()
+    for value in sorted(values):
+        digest.update(value.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def mailbox_manifest(home: Path) -> dict[str, Any]:
+    """The manifest of one mailbox home (``<home>/Maildir``).
+
+    Shape: ``{"messages": N, "digest": SHA256, "folders": {NAME: {"messages": N, "digest":
+    SHA256, "files": {BASE: {"sha256": SHA256, "flags": "FS"}}}}}``. A folder's digest is the
+    SHA-256 of its messages' SHA-256 sums (sorted, one per line); the mailbox's of all of them;
+    so a digest depends on the messages' bytes only, not on flags or on-disk names.
+    """
+    folders: dict[str, Any] = {}
+    for name, path in _folders(home / "Maildir"):
+        files = {}
+        for message in _messages(path):
+            base, flags = message_key(message.name)
+            files[base] = {"sha256": _file_sha256(message), "flags": flags}
+        folders[name] = {
+            "messages": len(files),
+            "digest": _digest(item["sha256"] for item in files.values()),
+            "files": files,
+        }
+    every = [item["sha256"] for folder in folders.values() for item in folder["files"].values()]
+    return {"messages": len(every), "digest": _digest(every), "folders": folders}
+
+
+def ldif_entries(text: str) -> list[str]:
+    """The entries of an LDIF export (``slapcat``), each as its text, without comments."""
+    entries = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        lines = [line for line in block.split("\n") if line and not line.startswith("#")]
+        if lines and lines[0].startswith("dn"):
+            entries.append("\n".join(lines))
+    return entries
+
+
+# What slapd itself rewrites as the directory is used (lastbind's login times, ppolicy's failure
+# counter, replication and modification stamps): left out of the directory's digest, which
+# covers what the entries say, not when they were last used.
+VOLATILE_ATTRIBUTES = frozenset(
+    a.lower()
+    for a in (
+        "authTimestamp", "pwdLastSuccess", "pwdFailureTime", "contextCSN", "entryCSN", "modifyTimestamp",
+        "modifiersName",
+    )
+)  # fmt: skip
+
+
+def _stable(entry: str) -> str:
+    lines = entry.replace("\n ", "").split("\n")  # unfold (RFC 2849) first
+    return "\n".join(line for line in lines if line.split(":", 1)[0].lower() not in VOLATILE_ATTRIBUTES)
+
+
+def directory_manifest(ldif: Path) -> dict[str, Any]:
+    """``{"entries": N, "digest": SHA256}`` of an LDIF export (``slapcat``).
+
+    The digest is the SHA-256 of the entries' sorted SHA-256 sums, each entry without
+    :data:`VOLATILE_ATTRIBUTES`.
+    """
+    entries = ldif_entries(ldif.read_text(encoding="utf-8"))
+    sums = (hashlib.sha256(_stable(e).encode()).hexdigest() for e in entries)
+    return {"entries": len(entries), "digest": _digest(sums)}
+
+
+def build_manifest(staging: Path, *, host: str, created: datetime | None = None) -> dict[str, Any]:
+    """The manifest of a staging area (``vmail/<domain>/<local part>``, ``directory/data.ldif``).
+
+    Shape: ``{"version": 1, "host": H, "time": ISO-8601, "mailboxes": {ADDRESS: mailbox_manifest},
+    "totals": {"mailboxes": N, "messages": N}, "directory": {"entries": N, "digest": D} | None}``.
+    """
+    mailboxes = {}
+    vmail = staging / "vmail"
+    if vmail.is_dir():
+        for domain in sorted(p for p in vmail.iterdir() if p.is_dir()):
+            for home in sorted(p for p in domain.iterdir() if (p / "Maildir").is_dir()):
+                mailboxes[f"{home.name}@{domain.name}"] = mailbox_manifest(home)
+    ldif = staging / "directory" / "data.ldif"
+    return {
+        "version": 1,
+        "host": host,
+        "time": (created or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "mailboxes": mailboxes,
+        "totals": {"mailboxes": len(mailboxes), "messages": sum(m["messages"] for m in mailboxes.values())},
+        "directory": directory_manifest(ldif) if ldif.is_file() else None,
+    }
+
+
+# --- staging ---------------------------------------------------------------------------------
+
+
+def _link_or_copy(source: Path, target: Path) -> bool:
+    """Hard-link ``source`` to ``target`` (copy what is not a regular file); False if it vanished."""
+    try:
+        if source.is_symlink():
+            target.symlink_to(os.readlink(source))
+        else:
+            os.link(source, target)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def stage_mailboxes(vmail_dir: Path, target: Path) -> int:
+    """Hard-link every mailbox home under ``vmail_dir`` into ``target``; returns the files linked.
+
+    A message renamed while it is linked (a flag changed) is found again under its new name; one
+    expunged meanwhile is left out. Both trees must be on one filesystem (``staging_dir`` lives
+    under ``/var``, like the Maildirs).
+    """
+    linked = 0
+    for current, dirs, files in os.walk(vmail_dir):
+        source_dir = Path(current)
+        relative = source_dir.relative_to(vmail_dir)
+        destination = target / relative
+        destination.mkdir(parents=True, exist_ok=True)
+        shutil.copystat(source_dir, destination)
+        if source_dir.name == "tmp":  # deliveries in progress are not messages yet
+            dirs[:] = []
+            continue
+        for name in files:
+            if name.startswith(SKIPPED_PREFIXES):
+                continue
+            if _link_or_copy(source_dir / name, destination / name):
+                linked += 1
+            elif source_dir.name == "cur":
+                base, _ = message_key(name)
+                renamed = [p for p in source_dir.glob(f"{base}:*") if p.name != name]
+                if renamed and _link_or_copy(renamed[0], destination / renamed[0].name):
+                    linked += 1
+    return linked
+
+
+# --- restic ----------------------------------------------------------------------------------
+
+
+class Config:
+    """``/etc/govmail/backup.json`` (see the module docstring for its keys)."""
+
+    KEYS = (
+        "host",
+        "repository",
+        "username",
+        "password_file",
+        "repository_password_file",
+        "ca_certificate",
+        "vmail_dir",
+        "base_dn",
+        "staging_dir",
+        "paths",
+        "operators",
+    )
+
+    def __init__(self, data: Mapping[str, Any], path: str = CONFIG_FILE) -> None:
+        missing = [key for key in self.KEYS if key not in data]
+        if missing:
+            raise BackupError(f"{path} lacks {', '.join(missing)}: converge playbooks/backup.yml again")
+        self.data = dict(data)
+        self.path = path
+
+    @classmethod
+    def load(cls, path: str = CONFIG_FILE) -> Config:
+        try:
+            return cls(json.loads(Path(path).read_text(encoding="utf-8")), path)
+        except OSError as exc:
+            raise BackupError(f"cannot read {path}: {exc.strerror}; converge playbooks/backup.yml") from None
+        except ValueError as exc:
+            raise BackupError(f"{path} is not valid JSON ({exc}); converge playbooks/backup.yml again") from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def environment(self) -> dict[str, str]:
+        """restic's environment: repository, passphrase file, this client's credential, the CA."""
+        try:
+            password = Path(self["password_file"]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise BackupError(f"cannot read {self['password_file']}: {exc.strerror}") from None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RESTIC_")}
+        env.update(
+            RESTIC_REPOSITORY=self["repository"],
+            RESTIC_PASSWORD_FILE=self["repository_password_file"],
+            RESTIC_REST_USERNAME=self["username"],
+            RESTIC_REST_PASSWORD=password,
+            RESTIC_CACERT=self["ca_certificate"],
+            RESTIC_CACHE_DIR=CACHE_DIR,
+        )
+        return env
+
+
+def restic(config: Config, args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``restic ARGS`` with the host's credentials; raises :class:`BackupError` if it fails and ``check``."""
+    try:
+        completed = subprocess.run(
+            ["restic", *args], env=config.environment(), capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        raise BackupError(f"cannot run restic: {exc.strerror}; is the package installed?") from None
+    if check and completed.returncode != 0:
+        detail = (completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"])[-1]
+        raise BackupError(f"restic {args[0]} on {config['repository']} failed: {detail}")
+    return completed
+
+
+def check_reachable(config: Config, *, timeout: float = 10) -> None:
+    """Fail at once, naming the host, when the backup host's HTTPS port does not answer.
+
+    restic itself retries an unreachable backend for many minutes; a daily run should rather fail
+    now, visibly (exit status, journal, mail to the operators).
+    """
+    location = urlsplit(config["repository"].removeprefix("rest:"))
+    host, port = location.hostname or "", location.port or 443
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise BackupError(f"restic cannot reach the backup host {host}:{port}: {exc.strerror or exc}") from None
+
+
+def init(config: Config) -> str:
+    """Create the repository unless it exists; returns ``"exists"`` or ``"created"``.
+
+    restic exits 10 when the repository does not exist (restic 0.17+, "Exit status codes" in its
+    scripting docs); anything else (the backup host unreachable, a wrong credential) is an error.
+    """
+    check_reachable(config)
+    probe = restic(config, ["cat", "config"], check=False)
+    if probe.returncode == 0:
+        return "exists"
+    if probe.returncode != 10:
+        detail = (probe.stderr.strip().splitlines() or [f"exit {probe.returncode}"])[-1]
+        raise BackupError(f"restic cannot open {config['repository']}: {detail}")
+    restic(config, ["init"])
+    return "created"
+
+
+def _tags(snapshot: Mapping[str, Any]) -> dict[str, int]:
+    values = {}
+    for tag in snapshot.get("tags") or []:
+        key, _, value = tag.partition("=")
+        if value.isdigit():
+            values[key] = int(value)
+    return values
+
+
+def list_archives(config: Config) -> list[dict[str, Any]]:
+    """``[{"archive": NAME, "time": ISO-8601, "mailboxes": N, "messages": N}, ...]``, oldest first."""
+    check_reachable(config)
+    completed = restic(config, ["snapshots", "--json", "--tag", TAG])
+    snapshots = json.loads(completed.stdout or "[]")
+    archives = []
+    for snapshot in sorted(snapshots, key=lambda s: s["time"]):
+        tags = _tags(snapshot)
+        archives.append(
+            {
+                "archive": snapshot["short_id"],
+                "time": snapshot["time"],
+                "mailboxes": tags.get("mailboxes", 0),
+                "messages": tags.get("messages", 0),
+            }
+        )
+    return archives
+
+
+def _progress(line: str, last: list[float]) -> None:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return
+    if event.get("message_type") == "status" and time.monotonic() - last[0] >= 2:
+        last[0] = time.monotonic()
+        done = event.get("percent_done", 0) * 100
+        print(f"govmail-backup: {done:.0f}% ({event.get('files_done', 0)} files)", file=sys.stderr, flush=True)
+
+
+def run(config: Config) -> dict[str, Any]:
+    """One backup (module docstring): ``{"archive", "time", "mailboxes", "messages", "bytes_added"}``."""
+    staging = Path(config["staging_dir"])
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True, mode=0o700)
+    try:
+        print("govmail-backup: staging the mailboxes", file=sys.stderr, flush=True)
+        stage_mailboxes(Path(config["vmail_dir"]), staging / "vmail")
+        print("govmail-backup: exporting the directory", file=sys.stderr, flush=True)
+        directory = staging / "directory"
+        directory.mkdir(mode=0o700)
+        for arguments, name in ((["-b", config["base_dn"]], "data.ldif"), (["-n", "0"], "config.ldif")):
+            completed = subprocess.run(
+                ["slapcat", *arguments, "-l", str(directory / name)], capture_output=True, text=True, check=False
+            )
+            if completed.returncode != 0:
+                raise BackupError(f"slapcat {' '.join(arguments)} failed: {completed.stderr.strip()[-200:]}")
+        manifest = build_manifest(staging, host=config["host"])
+        (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        totals = manifest["totals"]
+        print(
+            f"govmail-backup: {totals['mailboxes']} mailboxes, {totals['messages']} messages; sending to "
+            f"{config['repository'].split('@')[-1]}",
+            file=sys.stderr,
+            flush=True,
+        )
+        init(config)
+        paths = [str(staging), *(p for p in config["paths"] if Path(p).exists())]
+        argv = [
+            "restic", "backup", "--json", "--host", config["host"], "--tag", TAG,
+            "--tag", f"mailboxes={totals['mailboxes']}", "--tag", f"messages={totals['messages']}", *paths,
+        ]  # fmt: skip
+        summary: dict[str, Any] = {}
+        last = [0.0]
+        with subprocess.Popen(
+            argv, env=config.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as process:
+            assert process.stdout is not None and process.stderr is not None
+            for line in process.stdout:
+                _progress(line, last)
+                if '"summary"' in line:
+                    summary = json.loads(line)
+            errors = process.stderr.read()
+        # 3: the snapshot was written but some file of ``paths`` could not be read (a log rotated
+        # away); the staged mail and directory are ours and complete, so it counts as done.
+        if process.returncode not in (0, 3) or not summary.get("snapshot_id"):
+            detail = (errors.strip().splitlines() or [f"exit {process.returncode}"])[-1]
+            raise BackupError(f"restic backup to {config['repository'].split('@')[-1]} failed: {detail}")
+        if process.returncode == 3:
+            print(f"govmail-backup: warning: some files were not read: {errors.strip()[-300:]}", file=sys.stderr)
+        return {
+            "archive": summary["snapshot_id"][:8],
+            "time": manifest["time"],
+            "mailboxes": totals["mailboxes"],
+            "messages": totals["messages"],
+            "bytes_added": summary.get("data_added", 0),
+        }
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# --- restore ---------------------------------------------------------------------------------
+
+
+def _resolve(config: Config, archive: str) -> str:
+    archives = list_archives(config)
+    if not archives:
+        raise BackupError(f"the repository {config['repository'].split('@')[-1]} holds no archive yet")
+    if archive == "latest":
+        return archives[-1]["archive"]
+    for item in archives:
+        if item["archive"] == archive or item["archive"].startswith(archive):
+            return item["archive"]
+    names = ", ".join(a["archive"] for a in archives[-5:])
+    raise BackupError(f"no archive named {archive!r}; `govmail backup list` shows them (latest: {names})")
+
+
+def fetch(config: Config, archive: str, target: Path, includes: Sequence[str]) -> Path:
+    """Extract ``includes`` (paths below the staging area) of ``archive`` into ``target``.
+
+    Returns where the staging area's copy is (``target/<staging_dir>``).
+    """
+    staging = config["staging_dir"]
+    args = ["restore", archive, "--target", str(target)]
+    for include in includes:
+        args += ["--include", f"{staging}/{include}"]
+    restic(config, args)
+    return target / staging.lstrip("/")
+
+
+def _vmail_owner(vmail_dir: Path) -> tuple[int, int]:
+    info = vmail_dir.stat()
+    return info.st_uid, info.st_gid
+
+
+def _copy_owned(source: Path, target: Path, owner: tuple[int, int]) -> None:
+    shutil.copy2(source, target, follow_symlinks=False)
+    os.chown(target, *owner, follow_symlinks=False)
+
+
+def _ensure_dir(path: Path, owner: tuple[int, int]) -> None:
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700)
+        os.chown(directory, *owner)
+
+
+def restore_mailbox_tree(source_home: Path, target_maildir: Path, owner: tuple[int, int], *, into: str = "") -> int:
+    """Put the messages of an archived mailbox home into a Maildir; returns how many were added.
+
+    Each archived folder goes to the folder of the same name (``into=""``) or below ``into`` (a
+    folder path on disk, e.g. ``Restored/2026-11-29``: INBOX becomes ``<into>/INBOX``). A message
+    whose Maildir base name is already in the target folder (in ``cur`` or ``new``, whatever its
+    flags now) is left alone, so newer mail and changes made since are untouched and restoring the
+    same archive twice adds nothing. Files keep their names (flags), bytes and times. Dovecot's
+    uidlist and subscriptions come back only where the target has none.
+    """
+    added = 0
+    source_maildir = source_home / "Maildir"
+    for current, dirs, _files in os.walk(source_maildir):
+        folder = Path(current)
+        dirs[:] = [d for d in dirs if d not in MAILDIR_SUBDIRS]
+        if not (folder / "cur").is_dir():
+            continue
+        relative = folder.relative_to(source_maildir)
+        if into:
+            relative = Path(into) / ("INBOX" if relative == Path(".") else relative)
+        destination = target_maildir / relative
+        for sub in MAILDIR_SUBDIRS:
+            _ensure_dir(destination / sub, owner)
+        present = {message_key(p.name)[0] for sub in ("cur", "new") for p in (destination / sub).iterdir()}
+        for message in _messages(folder):
+            if message_key(message.name)[0] not in present:
+                _copy_owned(message, destination / message.parent.name / message.name, owner)
+                added += 1
+        for name in ("dovecot-uidlist", "dovecot-keywords", "maildirfolder"):
+            if (folder / name).is_file() and not (destination / name).exists() and not into:
+                _copy_owned(folder / name, destination / name, owner)
+        if into and relative != Path(".") and not (destination / "maildirfolder").exists():
+            (destination / "maildirfolder").touch()
+            os.chown(destination / "maildirfolder", *owner)
+    if not into:
+        for name in ("subscriptions",):
+            if (source_maildir / name).is_file() and not (target_maildir / name).exists():
+                _copy_owned(source_maildir / name, target_maildir / name, owner)
+        for extra in ("sieve", ".dovecot.sieve"):
+            source, target = source_home / extra, target_maildir.parent / extra
+            if (source.exists() or source.is_symlink()) and not (target.exists() or target.is_symlink()):
+                if source.is_dir() and not source.is_symlink():
+                    shutil.copytree(source, target, symlinks=True)
+                    for path in [target, *target.rglob("*")]:
+                        os.chown(path, *owner, follow_symlinks=False)
+                else:
+                    _copy_owned(source, target, owner)
+    return added
+
+
+def _doveadm(*args: str) -> None:
+    completed = subprocess.run(["doveadm", *args], capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise BackupError(f"doveadm {' '.join(args)} failed: {completed.stderr.strip()[-200:]}")
+
+
+def restore(
+    config: Config, archive: str, mailboxes: Sequence[str] | None, *, into_folder: bool = False
+) -> dict[str, Any]:
+    """Restore mailboxes (``None``: every one of the archive) from ``archive`` (a name or ``latest``).
+
+    Returns ``{"archive": NAME, "mailboxes": [{"address": A, "restored": N, "folder": F|None,
+    "user": bool}]}``; ``user`` is false for a Maildir whose mailbox the directory no longer has
+    (its files are put back, Dovecot is not asked about it).
+    ``into_folder`` puts each mailbox's archived folders under ``Restored/<today>`` (fs layout only).
+    """
+    name = _resolve(config, archive)
+    vmail = Path(config["vmail_dir"])
+    if into_folder and config.data.get("mailbox_layout", "fs") != "fs":
+        raise BackupError("--into-folder needs govmail_mailbox_layout fs; converge the dovecot role first")
+    owner = _vmail_owner(vmail)
+    with tempfile.TemporaryDirectory(prefix="govmail-restore-", dir=vmail.parent) as temp:
+        includes = [MANIFEST] + [f"vmail/{a.split('@')[1]}/{a.split('@')[0]}" for a in mailboxes or []]
+        staged = fetch(config, name, Path(temp), includes if mailboxes else [MANIFEST, "vmail"])
+        manifest = json.loads((staged / MANIFEST).read_text(encoding="utf-8"))
+        wanted = list(mailboxes) if mailboxes else sorted(manifest["mailboxes"])
+        unknown = [a for a in wanted if a not in manifest["mailboxes"]]
+        if unknown:
+            raise BackupError(f"archive {name} holds no mailbox {', '.join(unknown)}")
+        folder = f"Restored/{date.today().isoformat()}" if into_folder else ""
+        results = []
+        for address in wanted:
+            local, domain = address.split("@")
+            home = vmail / domain / local
+            _ensure_dir(home / "Maildir", owner)
+            added = restore_mailbox_tree(staged / "vmail" / domain / local, home / "Maildir", owner, into=folder)
+            known = subprocess.run(["doveadm", "user", address], capture_output=True, check=False).returncode == 0
+            results.append({"address": address, "restored": added, "folder": folder or None, "user": known})
+            if not known:  # a Maildir left by a mailbox no longer in the directory: files back, nothing more
+                continue
+            _doveadm("force-resync", "-u", address, "*")
+            if folder:
+                for archived in manifest["mailboxes"][address]["folders"]:
+                    _doveadm("mailbox", "subscribe", "-u", address, f"{folder}/{archived}")
+    return {"archive": name, "mailboxes": results}
+
+
+def _database_directory(config_ldif: str, base_dn: str) -> str:
+    """``olcDbDirectory`` of the database whose ``olcSuffix`` is ``base_dn``, from a cn=config export."""
+    for entry in ldif_entries(config_ldif):
+        lines = entry.replace("\n ", "").split("\n")
+        suffixes = [line.split(":", 1)[1].strip() for line in lines if line.startswith("olcSuffix:")]
+        directories = [line.split(":", 1)[1].strip() for line in lines if line.startswith("olcDbDirectory:")]
+        if directories and any(s.lower() == base_dn.lower() for s in suffixes):
+            return directories[0]
+    raise BackupError(f"the archive's cn=config has no database for {base_dn}")
+
+
+def _systemctl(action: str, unit: str) -> None:
+    completed = subprocess.run(["systemctl", action, unit], capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise BackupError(f"systemctl {action} {unit} failed: {completed.stderr.strip()[-200:]}")
+
+
+def restore_directory(config: Config, archive: str) -> dict[str, Any]:
+    """Put the directory's data back as archived (``slapadd`` of ``directory/data.ldif``).
+
+    Returns ``{"archive": NAME, "directory": {"entries": N, "changed": bool}}``. When a fresh
+    ``slapcat`` already has the manifest's digest nothing is touched (restoring twice changes
+    nothing); otherwise slapd is stopped, the database's files are moved aside to
+    ``<db dir>.before-restore-<time>`` (kept for the operator), the archive's entries are loaded
+    with their operational attributes (passwords, ppolicy state, CSNs) and slapd is started again.
+    """
+    name = _resolve(config, archive)
+    with tempfile.TemporaryDirectory(prefix="govmail-restore-") as temp:
+        staged = fetch(config, name, Path(temp), [MANIFEST, "directory"])
+        manifest = json.loads((staged / MANIFEST).read_text(encoding="utf-8"))
+        wanted = manifest.get("directory")
+        if not wanted:
+            raise BackupError(f"archive {name} holds no directory export")
+        current = Path(temp) / "current.ldif"
+        base = config["base_dn"]
+        subprocess.run(["slapcat", "-b", base, "-l", str(current)], capture_output=True, check=False)
+        if current.is_file() and directory_manifest(current) == wanted:
+            return {"archive": name, "directory": {"entries": wanted["entries"], "changed": False}}
+        database = Path(_database_directory((staged / "directory/config.ldif").read_text(encoding="utf-8"), base))
+        owner = database.stat()
+        aside = database.with_name(f"{database.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        _systemctl("stop", "slapd")
+        try:
+            aside.mkdir(mode=0o700)
+            for path in database.iterdir():
+                if path.name.endswith(".mdb"):
+                    shutil.move(str(path), aside / path.name)
+            loaded = subprocess.run(
+                ["slapadd", "-q", "-b", base, "-l", str(staged / "directory/data.ldif")],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if loaded.returncode != 0:
+                for path in aside.iterdir():
+                    shutil.move(str(path), database / path.name)
+                raise BackupError(
+                    f"slapadd of archive {name} failed (database put back): {loaded.stderr.strip()[-200:]}"
+                )
+            for path in database.iterdir():
+                os.chown(path, owner.st_uid, owner.st_gid)
+        finally:
+            _systemctl("start", "slapd")
+    return {"archive": name, "directory": {"entries": wanted["entries"], "changed": True}}
+
+
+# --- failure report --------------------------------------------------------------------------
+
+
+def notify_failure(config: Config) -> str:
+    """Mail the operators the end of the failed run's journal; returns the recipient."""
+    journal = subprocess.run(
+        ["journalctl", "--unit", "govmail-backup.service", "--lines", "30", "--no-pager", "--output", "short-iso"],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    message = EmailMessage()
+    message["From"] = f"govmail-backup@{config.data.get('domain', config['host'])}"
+    message["To"] = config["operators"]
+    message["Subject"] = f"[govmail] backup of {config['host']} FAILED"
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain=config.data.get("domain"))
+    message.set_content(f"The backup of {config['host']} to {config['repository'].split('@')[-1]} failed.\n\n{journal}")
+    completed = subprocess.run(
+        ["/usr/sbin/sendmail", "-i", "-f", message["From"], config["operators"]],
+        input=message.as_bytes(), capture_output=True, check=False,
+    )  # fmt: skip
+    if completed.returncode != 0:
+        raise BackupError(
+            f"sendmail to {config['operators']} failed: {completed.stderr.decode(errors='replace')[-200:]}"
+        )
+    return config["operators"]
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def _print(value: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(value, ensure_ascii=False, indent=2))
+    elif isinstance(value, list):
+        for item in value:
+            print(f"{item['archive']}  {item['time']}  {item['mailboxes']} mailboxes  {item['messages']} messages")
+    else:
+        print(json.dumps(value, ensure_ascii=False))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="govmail-backup", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=CONFIG_FILE, help=f"configuration file (default {CONFIG_FILE})")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command in ("run", "list"):
+        commands.add_parser(command).add_argument("--json", action="store_true")
+    commands.add_parser("init", help="create the repository unless it exists")
+    commands.add_parser("notify-failure", help="mail the operators that the last run failed")
+    restore_parser = commands.add_parser("restore", help="restore mailboxes from an archive")
+    restore_parser.add_argument("--archive", default="latest")
+    target = restore_parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--all", action="store_true")
+    target.add_argument("--mailbox", action="append")
+    target.add_argument("--directory", action="store_true")
+    restore_parser.add_argument("--into-folder", action="store_true")
+    restore_parser.add_argument("--json", action="store_true")
+    raw = commands.add_parser("restic", help="run restic with this host's credentials (append-only)")
+    raw.add_argument("args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    try:
+        config = Config.load(args.config)
+        if args.command == "run":
+            _print(run(config), args.json)
+        elif args.command == "list":
+            _print(list_archives(config), args.json)
+        elif args.command == "init":
+            print(init(config))
+        elif args.command == "notify-failure":
+            print(f"told {notify_failure(config)}")
+        elif args.command == "restore" and args.directory:
+            _print(restore_directory(config, args.archive), True)
+        elif args.command == "restore" and args.all:
+            directory = restore_directory(config, args.archive)
+            _print({**restore(config, directory["archive"], None), "directory": directory["directory"]}, True)
+        elif args.command == "restore":
+            _print(
+                restore(config, args.archive, None if args.all else args.mailbox, into_folder=args.into_folder), True
+            )
+        elif args.command == "restic":
+            completed = subprocess.run(["restic", *args.args], env=config.environment(), check=False)
+            return completed.returncode
+    except BackupError as exc:
+        print(f"govmail-backup: {exc}", file=sys.stderr)
+        return 1
+    return 0

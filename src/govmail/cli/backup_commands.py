@@ -1,0 +1,173 @@
+"""`govmail backup run|list` and `govmail restore`: the host's govmail-backup, run from the controller."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from .. import remote
+from ..errors import BackupError
+from ..inventory import Site
+from .common import InventoryOption, JsonOption, _inventory, _out, _print_json, app, handle_errors
+
+backup_app = typer.Typer(
+    help="Backups (O1): encrypted, append-only archives of mail, directory, keys, configuration and logs.",
+    no_args_is_help=True,
+)
+app.add_typer(backup_app, name="backup")
+
+
+def _host_json(command: list[str], inventory: str | None, *, progress: bool = False) -> Any:
+    """Run ``govmail-backup COMMAND`` on the directory host and read its JSON answer.
+
+    Raises :class:`BackupError` with the host's one-line error when it fails.
+    """
+    _, inventory_dir = _inventory(inventory)
+    runner = remote.directory_host(inventory_dir)
+    completed = runner.run(["govmail-backup", *command], progress=progress)
+    if completed.returncode == 0:
+        try:
+            return json.loads(completed.stdout)
+        except ValueError:
+            pass
+    lines = completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"]
+    detail = lines[-1].removeprefix("govmail-backup: ")
+    if completed.returncode == 127 or "not found" in detail:
+        detail = f"govmail-backup is not installed on {runner.description}: run playbooks/site.yml"
+    raise BackupError(f"{command[0]} on {runner.description} failed: {detail}")
+
+
+@backup_app.command("run")
+@handle_errors
+def backup_run(inventory: InventoryOption = None, json_output: JsonOption = False) -> None:
+    """Back up the directory host now (the daily timer runs the same program); progress on stderr.
+
+    JSON: {"archive": NAME, "time": ISO-8601, "mailboxes": N, "messages": N, "bytes_added": N}.
+    """
+    report = _host_json(["run", "--json"], inventory, progress=True)
+    if json_output:
+        _print_json(report)
+    else:
+        typer.echo(
+            f"archive {report['archive']} at {report['time']}: {report['mailboxes']} mailboxes, "
+            f"{report['messages']} messages, {report['bytes_added']} bytes added"
+        )
+
+
+@backup_app.command("list")
+@handle_errors
+def backup_list(inventory: InventoryOption = None, json_output: JsonOption = False) -> None:
+    """The archives of the directory host, oldest first.
+
+    JSON: [{"archive": NAME, "time": ISO-8601, "mailboxes": N, "messages": N}, ...].
+    """
+    archives = _host_json(["list", "--json"], inventory)
+    if json_output:
+        _print_json(archives)
+        return
+    table = Table(show_edge=False)
+    for column in ("archive", "time", "mailboxes", "messages"):
+        table.add_column(column)
+    for item in archives:
+        table.add_row(item["archive"], item["time"], str(item["mailboxes"]), str(item["messages"]))
+    _out().print(table)
+
+
+@app.command("restore")
+@handle_errors
+def restore(
+    archive: Annotated[str, typer.Option("--archive", help="Archive name (govmail backup list) or latest.")] = "latest",
+    all_mailboxes: Annotated[bool, typer.Option("--all", help="Every mailbox of the archive.")] = False,
+    mailbox: Annotated[
+        str | None, typer.Option("--mailbox", help="One mailbox (its address).", show_default=False)
+    ] = None,
+    directory: Annotated[bool, typer.Option("--directory", help="The directory's data alone.")] = False,
+    into_folder: Annotated[
+        bool, typer.Option("--into-folder", help="Into the folder Restored/<today>, beside newer mail.")
+    ] = False,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Put archived mail back: messages missing from a folder come back byte for byte, with their flags.
+
+    Messages still there (whatever their flags now) and newer mail are left alone, so restoring the
+    same archive twice changes nothing. ``--directory`` loads the archived directory (slapadd; the
+    old database is kept aside) unless it already matches; ``--all`` does that, then every
+    mailbox. JSON: {"archive": NAME, "mailboxes": [{"address": A, "restored": N, "folder":
+    F|null, "user": bool}], "directory": {"entries": N, "changed": bool}} (``directory`` with --all/--directory).
+    """
+    if [all_mailboxes, bool(mailbox), directory].count(True) != 1:
+        raise BackupError("say what to restore: --all, --mailbox ADDRESS or --directory (one of them)")
+    if mailbox is not None and mailbox.count("@") != 1:
+        raise BackupError(f"--mailbox {mailbox!r} is not a mail address: give the full address")
+    if directory:
+        report = _host_json(["restore", "--archive", archive, "--directory"], inventory, progress=True)
+        if json_output:
+            _print_json(report)
+        else:
+            state = "restored" if report["directory"]["changed"] else "already as archived"
+            typer.echo(f"directory: {report['directory']['entries']} entries {state} ({report['archive']})")
+        return
+    command = ["restore", "--archive", archive] + (["--all"] if all_mailboxes else ["--mailbox", str(mailbox).lower()])
+    if into_folder:
+        command.append("--into-folder")
+    report = _host_json(command, inventory, progress=True)
+    if json_output:
+        _print_json(report)
+        return
+    for item in report["mailboxes"]:
+        where = f" into {item['folder']}" if item["folder"] else ""
+        typer.echo(f"{item['address']}: {item['restored']} messages restored{where} from {report['archive']}")
+
+
+# --- deleted mail without a backup (lazy_expunge) ----------------------------------------------
+
+mailbox_app = typer.Typer(help="Mailbox contents: bring back deleted mail.", no_args_is_help=True)
+app.add_typer(mailbox_app, name="mailbox")
+
+
+@mailbox_app.command("undelete")
+@handle_errors
+def mailbox_undelete(
+    address: Annotated[str, typer.Argument(help="The mailbox's full address.")],
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only mail expunged on or after YYYY-MM-DD.", show_default=False)
+    ] = None,
+    folder: Annotated[str, typer.Option("--folder", help="Folder to put the mail back into.")] = "INBOX",
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Move messages the user expunged (kept by Dovecot's lazy_expunge for govmail_expunged_days) back.
+
+    JSON: {"restored": N}. The folder that keeps them is the inventory's govmail_expunged_folder.
+    """
+    if address.count("@") != 1:
+        raise BackupError(f"{address!r} is not a mail address: give the full address")
+    if since is not None:
+        try:
+            since = date.fromisoformat(since).isoformat()
+        except ValueError:
+            raise BackupError(f"--since {since!r} is not a date: write YYYY-MM-DD") from None
+    _, inventory_dir = _inventory(inventory)
+    site = Site(inventory_dir)
+    kept = str(site.required("govmail_expunged_folder"))
+    runner = remote.directory_host(inventory_dir, site=site)
+    query = ["mailbox", kept, *(["SAVEDSINCE", since] if since else [])]
+    found = runner.run(["doveadm", "search", "-u", address.lower(), *query])
+    if found.returncode != 0:
+        detail = (found.stderr.strip().splitlines() or [f"exit {found.returncode}"])[-1]
+        raise BackupError(f"cannot read {kept} of {address} on {runner.description}: {detail}")
+    count = len(found.stdout.strip().splitlines())
+    if count:
+        moved = runner.run(["doveadm", "move", "-u", address.lower(), folder, *query])
+        if moved.returncode != 0:
+            detail = (moved.stderr.strip().splitlines() or [f"exit {moved.returncode}"])[-1]
+            raise BackupError(f"cannot move mail of {address} back into {folder!r}: {detail}")
+    if json_output:
+        _print_json({"restored": count})
+    else:
+        typer.echo(f"{count} messages of {address} put back into {folder}")

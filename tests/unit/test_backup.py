@@ -1,0 +1,134 @@
+"""The backup agent's staging, manifest and mailbox restore on a Maildir tree in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from govmail import backup
+from govmail.backup import BackupError
+
+
+def write(path, data: bytes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def vmail(tmp_path):
+    """Two mailboxes: INBOX with a seen and a new message, a Vietnamese folder, a Sieve script."""
+    root = tmp_path / "vmail"
+    home = root / "quangtri.gov.vn" / "alice"
+    write(home / "Maildir/cur/1.M1.h,S=5:2,S", b"one\r\n")
+    write(home / "Maildir/new/2.M2.h,S=5", b"two\r\n")
+    write(home / "Maildir/B&AOE-o c&AOE-o/cur/3.M3.h,S=7:2,FS", b"three\r\n")
+    write(home / "Maildir/B&AOE-o c&AOE-o/maildirfolder", b"")
+    (home / "Maildir/B&AOE-o c&AOE-o/new").mkdir()
+    (home / "Maildir/tmp").mkdir()
+    write(home / "Maildir/tmp/9.M9.h", b"half a delivery")
+    write(home / "Maildir/dovecot.index.log", b"cache")
+    write(home / "Maildir/dovecot-uidlist", b"3 V1 N4\n")
+    write(home / "sieve/main.sieve", b"keep;\n")
+    (home / ".dovecot.sieve").symlink_to("sieve/main.sieve")
+    write(root / "quangtri.gov.vn/bob/Maildir/cur/4.M4.h:2,", b"four\r\n")
+    return root
+
+
+def test_modified_utf7_folder_names_are_decoded():
+    assert backup.decode_mutf7("B&AOE-o c&AOE-o 2025.1") == "Báo cáo 2025.1"
+    assert backup.decode_mutf7("A&-B") == "A&B"
+    with pytest.raises(BackupError, match="modified UTF-7"):
+        backup.decode_mutf7("bad&name")
+
+
+def test_staging_links_messages_and_leaves_out_indexes_and_deliveries_in_progress(vmail, tmp_path):
+    staged = tmp_path / "staging"
+    backup.stage_mailboxes(vmail, staged)
+    home = staged / "quangtri.gov.vn" / "alice"
+    original = vmail / "quangtri.gov.vn/alice/Maildir/cur/1.M1.h,S=5:2,S"
+    assert os.path.samefile(home / "Maildir/cur/1.M1.h,S=5:2,S", original)
+    assert not (home / "Maildir/dovecot.index.log").exists()
+    assert (home / "Maildir/tmp").is_dir() and not list((home / "Maildir/tmp").iterdir())
+    assert (home / "Maildir/dovecot-uidlist").read_bytes() == b"3 V1 N4\n"
+    assert os.readlink(home / ".dovecot.sieve") == "sieve/main.sieve"
+
+
+def test_manifest_counts_and_digests_every_mailbox_and_folder(vmail, tmp_path):
+    staged = tmp_path / "staging"
+    backup.stage_mailboxes(vmail, staged / "vmail")
+    write(staged / "directory/data.ldif", b"dn: dc=a\ndc: a\n\n# comment\ndn: uid=x,dc=a\nuid: x\n\n")
+    manifest = backup.build_manifest(staged, host="mail1")
+    alice = manifest["mailboxes"]["alice@quangtri.gov.vn"]
+    assert manifest["totals"] == {"mailboxes": 2, "messages": 4}
+    assert sorted(alice["folders"]) == ["Báo cáo", "INBOX"]
+    assert alice["folders"]["INBOX"]["messages"] == 2
+    assert alice["folders"]["Báo cáo"]["files"]["3.M3.h,S=7"]["flags"] == "FS"
+    assert manifest["directory"]["entries"] == 2
+
+
+def test_a_digest_changes_when_one_message_byte_changes_and_not_with_flags(vmail, tmp_path):
+    home = vmail / "quangtri.gov.vn" / "alice"
+    before = backup.mailbox_manifest(home)
+    (home / "Maildir/cur/1.M1.h,S=5:2,S").rename(home / "Maildir/cur/1.M1.h,S=5:2,RS")
+    assert backup.mailbox_manifest(home)["digest"] == before["digest"]
+    write(home / "Maildir/new/2.M2.h,S=5", b"tw0\r\n")
+    after = backup.mailbox_manifest(home)
+    assert after["digest"] != before["digest"]
+    assert after["folders"]["INBOX"]["digest"] != before["folders"]["INBOX"]["digest"]
+    assert after["folders"]["Báo cáo"]["digest"] == before["folders"]["Báo cáo"]["digest"]
+
+
+def test_restore_into_place_brings_back_missing_messages_only_and_twice_changes_nothing(vmail, tmp_path):
+    source = vmail / "quangtri.gov.vn" / "alice"
+    target = tmp_path / "new" / "alice"
+    write(target / "Maildir/cur/1.M1.h,S=5:2,RS", b"one\r\n")  # still there, flags changed since
+    write(target / "Maildir/new/5.M5.h,S=5", b"newer")
+    owner = (os.getuid(), os.getgid())
+    assert backup.restore_mailbox_tree(source, target / "Maildir", owner) == 2
+    assert (target / "Maildir/new/2.M2.h,S=5").read_bytes() == b"two\r\n"
+    assert (target / "Maildir/B&AOE-o c&AOE-o/cur/3.M3.h,S=7:2,FS").read_bytes() == b"three\r\n"
+    assert (target / "Maildir/new/5.M5.h,S=5").exists()
+    assert not (target / "Maildir/cur/1.M1.h,S=5:2,S").exists()
+    assert os.readlink(target / ".dovecot.sieve") == "sieve/main.sieve"
+    assert backup.restore_mailbox_tree(source, target / "Maildir", owner) == 0
+
+
+def test_restore_into_a_folder_puts_inbox_and_folders_below_it(vmail, tmp_path):
+    source = vmail / "quangtri.gov.vn" / "alice"
+    target = tmp_path / "alice" / "Maildir"
+    owner = (os.getuid(), os.getgid())
+    assert backup.restore_mailbox_tree(source, target, owner, into="Restored/2026-11-29") == 3
+    assert (target / "Restored/2026-11-29/INBOX/cur/1.M1.h,S=5:2,S").read_bytes() == b"one\r\n"
+    assert (target / "Restored/2026-11-29/B&AOE-o c&AOE-o/cur/3.M3.h,S=7:2,FS").exists()
+    assert (target / "Restored/2026-11-29/INBOX/maildirfolder").exists()
+    assert not (target / "dovecot-uidlist").exists()
+
+
+def test_a_configuration_without_a_key_is_named(tmp_path):
+    path = tmp_path / "backup.json"
+    path.write_text('{"host": "mail1"}')
+    with pytest.raises(BackupError, match="lacks repository"):
+        backup.Config.load(str(path))
+
+
+def test_the_database_directory_is_read_from_the_archived_cn_config():
+    config = (
+        "dn: olcDatabase={0}config,cn=config\nolcDatabase: {0}config\n\n"
+        "dn: olcDatabase={1}mdb,cn=config\nolcDatabase: {1}mdb\nolcDbDirectory: /var/lib/ldap\n"
+        "olcSuffix: dc=quangtri,dc=gov,dc=vn\n\n"
+    )
+    assert backup._database_directory(config, "DC=quangtri,dc=gov,dc=vn") == "/var/lib/ldap"
+    with pytest.raises(BackupError, match="no database for dc=other"):
+        backup._database_directory(config, "dc=other")
+
+
+def test_the_directory_digest_ignores_login_times_but_not_content(tmp_path):
+    entry = "dn: uid=x,dc=a\nuid: x\ndescription: một\nauthTimestamp: 20261129000000Z\nentryCSN: 1#000\n\n"
+    first = write(tmp_path / "a.ldif", entry.encode())
+    later = write(tmp_path / "b.ldif", entry.replace("20261129", "20261130").replace("1#000", "2#000").encode())
+    changed = write(tmp_path / "c.ldif", entry.replace("một", "hai").encode())
+    digest = backup.directory_manifest(first)["digest"]
+    assert backup.directory_manifest(later)["digest"] == digest
+    assert backup.directory_manifest(changed)["digest"] != digest
