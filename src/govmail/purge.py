@@ -106,6 +106,10 @@ def find(
     return sorted(found, key=lambda item: (item["address"], item["folder"], item["uid"]))
 
 
+# Passes of find + expunge: the first removes what users see, the second what lazy_expunge kept.
+PURGE_PASSES = 3
+
+
 def expunge(copies: list[dict[str, Any]]) -> None:
     """Remove each copy (its folder and UID only)."""
     for copy in copies:
@@ -162,9 +166,20 @@ def purge(
 ) -> dict[str, Any]:
     """Find, remove (unless ``dry_run``) and audit every copy; the report (module docstring)."""
     message_id = check_message_id(message_id)
-    copies = find(message_id, mailbox_users(config.vmail_dir, config.domain), sender, sent_on)
+    users = mailbox_users(config.vmail_dir, config.domain)
+    copies = find(message_id, users, sender, sent_on)
     if not dry_run:
         expunge(copies)
+        # Expunging keeps the last copy of each mailbox in the deleted-mail folder (Dovecot's
+        # lazy_expunge, `govmail mailbox undelete`); expunging it there is final. Search again.
+        for _ in range(PURGE_PASSES - 1):
+            kept = find(message_id, users, sender, sent_on)
+            if not kept:
+                break
+            expunge(kept)
+            copies += kept
+        else:
+            raise PurgeError(f"copies of {message_id} remain after {PURGE_PASSES} passes: run the purge again")
     record = {
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "operator": operator or os.environ.get("SUDO_USER") or getpass.getuser(),

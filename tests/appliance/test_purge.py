@@ -70,7 +70,10 @@ def test_the_dry_run_lists_every_copy_and_removes_nothing(govmail, leaked, alice
 def test_the_purge_removes_every_copy_and_nothing_else(govmail, leaked, imaps, bob, mail_host):
     secret, ordinary, recipients = leaked
     report = ok_json(govmail("message", "purge", "--message-id", secret, "--json"))
-    assert report["dry_run"] is False and len(report["removed"]) == 6
+    assert report["dry_run"] is False
+    # the 6 copies people saw, then what Dovecot's lazy_expunge kept of them (undelete's folder)
+    seen = [copy for copy in report["removed"] if copy["folder"] != "EXPUNGED"]
+    assert len(seen) == 6
     assert report["archives_still_holding"] == []
     after = ok_json(govmail("message", "purge", "--message-id", secret, "--dry-run", "--json"))
     assert after["removed"] == []
