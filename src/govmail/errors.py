@@ -88,6 +88,10 @@ class LifecycleError(GovmailError):
     """The lifecycle run cannot start (configuration, directory) or one of its actions failed."""
 
 
+class PkiError(GovmailError):
+    """The internal CA's records cannot be read, or a certificate to revoke cannot be found."""
+
+
 class RemoteError(GovmailError):
     """The directory host cannot be found in the inventory or reached."""
 
