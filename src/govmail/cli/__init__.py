@@ -6,7 +6,7 @@ becomes one line ``govmail: <message>`` on stderr and exit status 1, never a tra
 
 from __future__ import annotations
 
-from . import account_commands, lab_commands, lifecycle_commands  # noqa: F401 - they register their commands
+from . import account_commands, cert_commands, lab_commands, lifecycle_commands  # noqa: F401 - they register their commands
 from .common import app
 
 __all__ = ["app"]
