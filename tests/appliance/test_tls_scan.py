@@ -28,8 +28,7 @@ def scans(port, hostname, address, creds, tmp_path_factory):
     elapsed = time.monotonic() - started
     slowest = max(result.values(), key=lambda scan: scan.seconds)
     print(f"\ntestssl: {len(result)} ports in parallel in {elapsed:.0f} s", end=" ")
-    print(f"(slowest: {slowest.service}, {slowest.seconds:.0f} s; scanned again: ", end="")
-    print(", ".join(scan.service for scan in result.values() if scan.retried) or "none", end=")\n")
+    print(f"(slowest: {slowest.service}, {slowest.seconds:.0f} s)")
     return result
 
 

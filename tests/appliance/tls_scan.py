@@ -161,7 +161,6 @@ class Scan:
     seconds: float
     returncode: int
     output: str
-    retried: bool = False
 
 
 def _command(binary, service, port, hostname, address, ca_file, json_file, starttls) -> list[str]:
@@ -197,32 +196,15 @@ def _collect(service, port, process, command, json_file, begun) -> Scan:
     )
 
 
-def _scan_problems(scan: Scan, entries: list[dict]) -> bool:
-    return any(f["severity"] in ("WARN", "FATAL") for f in unaccepted(scan, entries))
-
-
 def scan_all(ports: dict[str, int], hostname: str, address: str, ca_file: str, workdir: Path) -> dict[str, Scan]:
-    """Scan every port of ``ports`` (service -> published port) at once; returns service -> Scan.
-
-    A port whose scan could not run a check (testssl's WARN "check failed because of connect
-    problem", seen under load when ten scans share two cores) is scanned once more, alone, and
-    that second scan counts (``Scan.retried``); a finding about the server is never retried away.
-    """
+    """Scan every port of ``ports`` (service -> published port) at once; returns service -> Scan."""
     binary = testssl_binary()
     relays: list[StartTLSRelay] = []
     started: dict[str, tuple] = {}
-    entries = accepted()
     try:
         for service, port in ports.items():
             started[service] = _start(binary, service, port, hostname, address, ca_file, workdir, relays)
-        scans = {service: _collect(service, ports[service], *begun) for service, begun in started.items()}
-        for service, scan in scans.items():
-            if _scan_problems(scan, entries):
-                begun = _start(binary, service, ports[service], hostname, address, ca_file, workdir, relays)
-                again = _collect(service, ports[service], *begun)
-                again.retried = True
-                scans[service] = again
-        return scans
+        return {service: _collect(service, ports[service], *begun) for service, begun in started.items()}
     finally:
         for process, *_ in started.values():
             if process.poll() is None:
