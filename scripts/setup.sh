@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this machine for the govmail lab and tests; safe to run again (it only does what is missing).
-#   - Debian packages: docker.io, debootstrap, python3-venv, make
+#   - Debian packages: docker.io, debootstrap, python3-venv, make, testssl.sh (the appliance tests'
+#     TLS scan, tests/appliance/test_tls_scan.py)
 #   - a running Docker engine (starts dockerd by hand where no service manager runs it)
 #   - .venv with the pinned Python dependencies (pyproject.toml + constraints.txt)
 # Quiet when all is well: one line per step; on failure one line naming the log to read.
@@ -24,6 +25,7 @@ missing=()
 command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 command -v make >/dev/null 2>&1 || missing+=(make)
+command -v testssl >/dev/null 2>&1 || missing+=(testssl.sh)
 if [ -z "${PYTHON}" ]; then
   missing+=(python3 python3-venv)
 elif ! "${PYTHON}" -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -38,7 +40,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     || die "apt-get install ${missing[*]} failed (see ${LOG_DIR}/setup-apt.log)"
   PYTHON="${PYTHON:-$(command -v python3)}"
 else
-  say "packages ok (docker.io, debootstrap, python3-venv, make)"
+  say "packages ok (docker.io, debootstrap, python3-venv, make, testssl.sh)"
 fi
 "${PYTHON}" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || die "${PYTHON} is Python $("${PYTHON}" -c 'import sys; print(*sys.version_info[:2], sep=".")'); govmail needs 3.11 or newer (Debian 12 or 13)"

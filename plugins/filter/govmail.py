@@ -18,11 +18,11 @@ from pathlib import Path
 from ansible.errors import AnsibleFilterError
 
 try:
-    from govmail import naming, policy, sizes
+    from govmail import naming, pki, policy, sizes
     from govmail.errors import GovmailError
 except ImportError:  # ansible-playbook from a Python without the package: use the checkout's
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-    from govmail import naming, policy, sizes
+    from govmail import naming, pki, policy, sizes
     from govmail.errors import GovmailError
 
 
@@ -87,8 +87,23 @@ def govmail_management_address(addresses: list, network: str, host: str = "this 
     return found[0]
 
 
+def govmail_revocations(ca_dir: str) -> list[dict]:
+    """The internal CA's recorded revocations (``govmail cert revoke``) as x509_crl's
+    ``revoked_certificates``: ``[{serial_number, revocation_date, reason}]`` (govmail.pki)."""
+    try:
+        return pki.crl_entries(str(ca_dir))
+    except GovmailError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def govmail_issued_path(ca_dir: str, host: str) -> str:
+    """Where the internal CA keeps the certificate it last issued to ``host`` (govmail.pki)."""
+    return str(pki.issued_path(str(ca_dir), str(host)))
+
+
 class FilterModule:
-    """govmail_base_dn, govmail_policy, govmail_bytes, govmail_minimum_quota."""
+    """govmail_base_dn, govmail_policy, govmail_bytes, govmail_minimum_quota, govmail_revocations,
+    govmail_issued_path."""
 
     def filters(self) -> dict:
         return {
@@ -97,4 +112,6 @@ class FilterModule:
             "govmail_policy": govmail_policy,
             "govmail_bytes": govmail_bytes,
             "govmail_minimum_quota": govmail_minimum_quota,
+            "govmail_revocations": govmail_revocations,
+            "govmail_issued_path": govmail_issued_path,
         }

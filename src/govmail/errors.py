@@ -92,6 +92,10 @@ class LifecycleError(GovmailError):
     """The lifecycle run cannot start (configuration, directory) or one of its actions failed."""
 
 
+class PkiError(GovmailError):
+    """The internal CA's records cannot be read, or a certificate to revoke cannot be found."""
+
+
 class RemoteError(GovmailError):
     """A host (the directory host, or one `govmail check` probes) cannot be found in the inventory or reached."""
 
