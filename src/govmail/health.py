@@ -26,6 +26,8 @@ records the site needs as a warning, for a person to compare with the zone.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -116,13 +118,17 @@ def thresholds(site: Site) -> dict[str, int]:
 def host_spec(site: Site, host: str) -> dict[str, Any]:
     """What the probe asks of ``host`` (govmail.probe's SPEC), from the host's groups."""
     groups = [group for group in GROUP_SERVICES if host in site.hosts(group)]
-    return spec_for(
+    spec = spec_for(
         groups,
         hostname=str(site.required("govmail_mail_hostname")),
         ca_file=str(site.host_value(host, "govmail_tls_ca_certificate")),
         domain=str(site.required("govmail_domain")),
         store=str(site.host_value(host, "govmail_vmail_dir")),
     )
+    # where a host that publishes the internal CA's CRL keeps it (roles/pki); absent elsewhere
+    root, path = site.host_value(host, "govmail_public_http_root"), site.host_value(host, "govmail_crl_path")
+    spec["crl_file"] = f"{str(root).rstrip('/')}/{path}" if root and path else None
+    return spec
 
 
 def spec_for(groups: Iterable[str], *, hostname: str, ca_file: str, domain: str, store: str) -> dict[str, Any]:
@@ -175,6 +181,8 @@ def judge(host: str, spec: dict[str, Any], facts: dict[str, Any], limits: dict[s
         rows.extend(_judge_store(host, facts["store"], limits))
     if "quota" in facts:
         rows.append(_judge_quota(host, facts["quota"], limits))
+    if "crl" in facts:
+        rows.append(_judge_crl(host, facts["crl"], now, limits))
     if "directory" in facts:
         found = facts["directory"]
         key = spec["directory"]["key"]
@@ -207,6 +215,30 @@ def _judge_port(host: str, unit: str, port: dict, spec: dict, now: float, limits
     if days < limits["certificate_warning_days"]:
         return check("warning", host, unit, name, f"{detail}: renew it soon", data)
     return check("ok", host, unit, name, detail, data)
+
+
+def _judge_crl(host: str, published: dict, now: float, limits: dict[str, int]) -> dict[str, Any]:
+    """The CRL a host publishes, watched like a certificate (issue 15): its nextUpdate against the
+    certificate thresholds, its signature against the site CA (govmail.pki.crl_status)."""
+    from . import pki  # the cryptography package: on the controller (and the hosts' Debian python3)
+
+    if published.get("error"):
+        return check("critical", host, "pki", "crl", published["error"])
+    try:
+        ca = base64.b64decode(published.get("ca") or "") or None
+        state = pki.crl_status(base64.b64decode(published["data"]), ca, dt.datetime.fromtimestamp(now, dt.UTC))
+    except (GovmailError, ValueError) as exc:
+        return check("critical", host, "pki", "crl", f"{published.get('path')}: {exc}")
+    days = state["days_left"]
+    data = {"crl_days_left": days, "revoked": len(state["revoked"])}
+    detail = f"{published.get('path')}: next update in {days:.0f} days, {len(state['revoked'])} revoked"
+    if state["state"] == "bad-signature":
+        return check("critical", host, "pki", "crl", f"{published.get('path')} is not signed by the site CA", data)
+    if days < limits["certificate_critical_days"]:
+        return check("critical", host, "pki", "crl", detail + " (converge to sign it again)", data)
+    if days < limits["certificate_warning_days"]:
+        return check("warning", host, "pki", "crl", detail + " (converge to sign it again)", data)
+    return check("ok", host, "pki", "crl", detail, data)
 
 
 def _judge_queue(host: str, queue: dict, now: float, limits: dict[str, int]) -> dict[str, Any]:

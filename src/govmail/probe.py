@@ -37,6 +37,7 @@ operation 1.3.6.1.4.1.1466.20037: RFC 4511 §4.14). The handshake requires TLS 1
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -45,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 TIMEOUT = 10  # seconds per connection step
@@ -286,6 +288,22 @@ def directory(table: str, key: str) -> dict[str, Any]:
     return {"answer": None, "error": _last_line(completed).removeprefix("postmap: ")}
 
 
+def crl(path: str, ca_file: str) -> dict[str, Any] | None:
+    """The CRL this host publishes and the site CA, base64 (judged on the controller, with the
+    ``cryptography`` package); ``None`` when the host publishes no CRL there."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return {"error": f"cannot read {path}: {exc.strerror or exc}"}
+    try:
+        ca = Path(ca_file).read_bytes()
+    except OSError:
+        ca = b""
+    return {"path": path, "data": base64.b64encode(data).decode(), "ca": base64.b64encode(ca).decode()}
+
+
 def probe(spec: dict[str, Any]) -> dict[str, Any]:
     """Every fact ``spec`` asks for (module docstring)."""
     facts: dict[str, Any] = {"now": time.time(), "units": units(spec.get("units", []))}
@@ -302,6 +320,10 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
             facts["quota"] = quota(spec["store"], spec["quota_domain"])
     if spec.get("directory"):
         facts["directory"] = directory(spec["directory"]["table"], spec["directory"]["key"])
+    if spec.get("crl_file"):
+        published = crl(spec["crl_file"], spec["ca_file"])
+        if published is not None:
+            facts["crl"] = published
     return facts
 
 

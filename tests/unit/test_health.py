@@ -334,3 +334,44 @@ def test_the_host_check_writes_prometheus_text_for_the_textfile_collector(tmp_pa
     hostcheck.write_atomically(tmp_path / "dir" / "govmail.prom", text)
     assert (tmp_path / "dir" / "govmail.prom").read_text() == text
     assert [p.name for p in (tmp_path / "dir").iterdir()] == ["govmail.prom"]
+
+
+# --- the published CRL (issue 15), watched like a certificate --------------------------------------
+
+
+def _published_crl(ca, days_left: float, signer=None) -> dict:
+    import base64
+
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca["cert"].subject)
+        .last_update(NOW - datetime.timedelta(days=1))
+        .next_update(NOW + datetime.timedelta(days=days_left))
+    )
+    data = builder.sign(signer or ca["key"], hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    pem = ca["cert"].public_bytes(serialization.Encoding.PEM)
+    return {"path": "/var/www/govmail/pki/govmail-ca.crl", "data": base64.b64encode(data).decode(),
+            "ca": base64.b64encode(pem).decode()}  # fmt: skip
+
+
+@pytest.mark.parametrize(("days", "status"), [(60, "ok"), (20, "warning"), (3, "critical"), (-1, "critical")])
+def test_the_published_crl_warns_and_is_critical_at_the_certificate_thresholds(ca, days, status):
+    facts = {"now": NOW.timestamp(), "crl": _published_crl(ca, days)}
+    (row,) = health.judge("mail1", {"ports": []}, facts, LIMITS)
+    assert (row["service"], row["check"], row["status"]) == ("pki", "crl", status)
+    assert "govmail-ca.crl" in row["detail"]
+
+
+def test_a_crl_not_signed_by_the_site_ca_is_critical(ca):
+    other = ec.generate_private_key(ec.SECP256R1())
+    facts = {"now": NOW.timestamp(), "crl": _published_crl(ca, 60, signer=other)}
+    (row,) = health.judge("mail1", {"ports": []}, facts, LIMITS)
+    assert row["status"] == "critical" and "not signed by the site CA" in row["detail"]
+
+
+def test_the_probe_reports_a_published_crl_and_nothing_where_there_is_none(ca, tmp_path):
+    crl_file = tmp_path / "govmail-ca.crl"
+    crl_file.write_bytes(b"\x30\x03\x02\x01\x00")
+    found = probe.crl(str(crl_file), ca["file"])
+    assert found["path"] == str(crl_file) and found["data"] and found["ca"]
+    assert probe.crl(str(tmp_path / "absent.crl"), ca["file"]) is None
