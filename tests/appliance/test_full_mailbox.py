@@ -53,6 +53,22 @@ def test_every_address_of_a_full_mailbox_is_refused_at_rcpt(form, smtp, alias, f
     assert b"Mailbox is full" in text
 
 
+@pytest.mark.parametrize("form", ["mailbox", "alias", "ALIAS+tag"])
+def test_an_address_whose_domain_ends_with_a_dot_is_refused_at_rcpt(form, smtp, alias, full_mailbox):
+    """``user@domain.`` is not an SMTP address (RFC 5321 4.1.2); Postfix would deliver it after
+    the quota check skipped it, so a full mailbox got 250 and a bounce. Refused for its syntax."""
+    local, domain = alias.split("@")
+    recipient = {
+        "mailbox": f"{full_mailbox['address']}.",
+        "alias": f"{alias}.",
+        "ALIAS+tag": f"{local.upper()}+baocao@{domain.upper()}.",
+    }[form]
+    smtp.ehlo("mx.example.org")
+    smtp.mail("van.thu@ubnd.example.org")
+    code, text = smtp.rcpt(recipient)
+    assert (code, text) == (501, b"5.1.3 Bad recipient address syntax: the domain ends with a dot"), recipient
+
+
 # --- fault 4: a full mailbox can still be cleaned up (moved to Trash), nothing else grows ------
 
 

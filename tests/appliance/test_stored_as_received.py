@@ -121,6 +121,8 @@ def test_smtputf8_is_refused_at_mail_from_unless_it_can_be_delivered(kind, smtp,
 LONG_LINE = ("Nội dung một dòng rất dài không xuống dòng " * 120).encode()  # ~6 KB, > 998 octets
 ATTACHMENT = base64.encodebytes(os.urandom(30000)).replace(b"\n", b"\r\n")
 
+CC_5000 = b",\r\n\t".join(b"don.vi.%04d@so.example.org" % n for n in range(5000))  # 150 KB, folded
+
 SHAPES = {
     "long_body_line_8bit": (
         [
@@ -133,6 +135,11 @@ SHAPES = {
     ),
     "long_header_line": (
         [b"Subject: Long header", b"X-Recipients-List: " + b", ".join(b"u%03d@so.example.org" % n for n in range(60))],
+        b"Body.\r\n",
+    ),
+    # a circular to every unit of the province: a header block over Postfix's default 100 KB
+    "header_block_of_150_kb": (
+        [b"Subject: Cong van gui 5000 don vi", b"Cc: " + CC_5000],
         b"Body.\r\n",
     ),
     "utf8_body_8bit": (
