@@ -7,7 +7,9 @@ import smtplib
 
 import clients
 import pytest
-from conftest import imap_fetch, make_message, parse
+from conftest import PROJECT_DIR, imap_fetch, make_message, parse
+
+from govmail.inventory import Site
 
 
 def test_relaying_to_an_external_domain_is_refused_on_port_25(smtp):
@@ -96,3 +98,17 @@ def test_fifty_megabytes_of_attachments_are_delivered_byte_for_byte(submission, 
     assert stored.endswith(sent)
     attachments = [part.get_content() for part in parse(stored).iter_attachments()]
     assert attachments == [random.Random(part).randbytes(25 * 1024 * 1024) for part in range(2)]
+
+
+@pytest.mark.parametrize("local_part", ["postmaster", "abuse", "PostMaster"])
+def test_the_role_addresses_reach_the_operators_mailbox(local_part, smtp, imaps, creds, domain):
+    """RFC 5321 4.5.1 (postmaster) and RFC 2142 (abuse): accepted, delivered to the operators."""
+    site = Site(PROJECT_DIR / "inventories" / "lab", PROJECT_DIR)
+    operators = str(site.value("govmail_operators_address")).lower()
+    account = next(a for a in creds["accounts"] if a["address"].lower() == operators)
+    message = make_message("nguoi.gui@ubnd.example.org", f"{local_part}@{domain}", "Báo cáo sự cố", "Nội dung.\n")
+    smtp.ehlo("mx.example.org")
+    assert smtp.send_message(message) == {}
+    client = imaps(account)
+    assert clients.wait_for(lambda: imap_fetch(client, message["Message-ID"]), timeout=60,
+                            what=f"{local_part}@ mail in the operators' mailbox")  # fmt: skip
