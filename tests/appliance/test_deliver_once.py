@@ -19,7 +19,7 @@ import subprocess
 
 import clients
 import pytest
-from conftest import MAIL_CONTAINER, make_message
+from conftest import MAIL_CONTAINER, imap_fetch, make_message
 
 RECEIVED = re.compile(rb"^Received: [^\r\n]*(?:\r\n[ \t][^\r\n]*)*", re.M)  # one header, unfolded
 
@@ -72,19 +72,9 @@ def delivered(smtp, imaps, bob):
     smtp.ehlo("mx.example.org")
     smtp.send_message(message)
     client = imaps(bob)
-    raw = clients.wait_for(lambda: _fetch(client, message["Message-ID"]), timeout=30,
+    raw = clients.wait_for(lambda: imap_fetch(client, message["Message-ID"]), timeout=30,
                            what="the message to reach bob's INBOX")  # fmt: skip
     return message, as_postfix_delivered_it(raw)
-
-
-def _fetch(client, message_id: str) -> bytes | None:
-    client.select("INBOX", readonly=True)
-    typ, data = client.search(None, "HEADER", "Message-ID", message_id)
-    numbers = data[0].split() if typ == "OK" else []
-    if not numbers:
-        return None
-    typ, parts = client.fetch(numbers[-1], "(BODY.PEEK[])")
-    return parts[0][1]
 
 
 def test_a_retried_delivery_is_confirmed_and_not_stored_again(delivered, imaps, bob):
