@@ -118,6 +118,9 @@ def test_backup_run_reports_the_archive_it_wrote(govmail, archive):
 )
 def test_mail_host_credential_cannot_delete_or_prune(mail_host, govmail, archive, command):
     before = [a["archive"] for a in ok_json(govmail("backup", "list", "--json"))]
+    if len(before) < 2:  # with a single archive, --keep-last 1 has nothing to delete and asks nothing
+        ok_json(govmail("backup", "run", "--json"))
+        before = [a["archive"] for a in ok_json(govmail("backup", "list", "--json"))]
     args = " ".join(shlex.quote(part.format(archive=archive["report"]["archive"])) for part in command)
     result = mail_host.run(f"govmail-backup restic {args}")
     assert "403 Forbidden" in result.stderr  # restic 0.18's forget reports it, yet may exit 0

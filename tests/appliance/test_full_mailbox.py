@@ -35,7 +35,7 @@ def test_alias_of_a_mailbox_with_room_is_accepted_at_rcpt(smtp, alias):
     assert code == 250, text
 
 
-@pytest.mark.parametrize("form", ["mailbox", "alias", "alias+tag", "mailbox+tag", "ALIAS"])
+@pytest.mark.parametrize("form", ["mailbox", "alias", "alias+tag", "mailbox+tag", "ALIAS", "mailbox.", "ALIAS+tag."])
 def test_every_address_of_a_full_mailbox_is_refused_at_rcpt(form, smtp, alias, full_mailbox):
     local, domain = alias.split("@")
     own_local = full_mailbox["address"].split("@")[0]
@@ -45,28 +45,15 @@ def test_every_address_of_a_full_mailbox_is_refused_at_rcpt(form, smtp, alias, f
         "alias+tag": f"{local}+baocao@{domain}",
         "mailbox+tag": f"{own_local}+baocao@{domain}",
         "ALIAS": alias.upper(),
+        # a domain ending with a dot: Postfix resolves it to the mailbox, the quota check must too
+        "mailbox.": f"{full_mailbox['address']}.",
+        "ALIAS+tag.": f"{local.upper()}+baocao@{domain.upper()}.",
     }[form]
     smtp.ehlo("mx.example.org")
     smtp.mail("van.thu@ubnd.example.org", options=["SIZE=2000"])
     code, text = smtp.rcpt(recipient)
     assert code == 552, (recipient, text)
     assert b"Mailbox is full" in text
-
-
-@pytest.mark.parametrize("form", ["mailbox", "alias", "ALIAS+tag"])
-def test_an_address_whose_domain_ends_with_a_dot_is_refused_at_rcpt(form, smtp, alias, full_mailbox):
-    """``user@domain.`` is not an SMTP address (RFC 5321 4.1.2); Postfix would deliver it after
-    the quota check skipped it, so a full mailbox got 250 and a bounce. Refused for its syntax."""
-    local, domain = alias.split("@")
-    recipient = {
-        "mailbox": f"{full_mailbox['address']}.",
-        "alias": f"{alias}.",
-        "ALIAS+tag": f"{local.upper()}+baocao@{domain.upper()}.",
-    }[form]
-    smtp.ehlo("mx.example.org")
-    smtp.mail("van.thu@ubnd.example.org")
-    code, text = smtp.rcpt(recipient)
-    assert (code, text) == (501, b"5.1.3 Bad recipient address syntax: the domain ends with a dot"), recipient
 
 
 # --- fault 4: a full mailbox can still be cleaned up (moved to Trash), nothing else grows ------
