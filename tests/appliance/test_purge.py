@@ -90,7 +90,8 @@ def test_the_purge_leaves_an_audit_record_with_digests_and_no_content(govmail, l
     assert log.mode == 0o600 and log.user == "root"
     record = json.loads(log.content_string.strip().splitlines()[-1])
     assert record["message_id"] == secret and record["dry_run"] is False and record["operator"]
-    assert len(record["copies"]) == 6
+    # the 6 copies people saw, then those Dovecot's lazy_expunge kept of them (undelete's folder)
+    assert len([copy for copy in record["copies"] if copy["folder"] != "EXPUNGED"]) == 6
     assert all(len(copy["sha256"]) == 64 and set(copy) == {"address", "folder", "sha256"} for copy in record["copies"])
     assert [c["sha256"] for c in record["copies"]] == [c["sha256"] for c in report["removed"]]
     text = log.content_string
