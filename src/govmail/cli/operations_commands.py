@@ -18,6 +18,21 @@ STATUS_STYLES = {"ok": "green", "warning": "yellow", "critical": "red"}
 UNKNOWN_EXIT = 3  # the check itself could not run (Nagios' UNKNOWN): never mistaken for a warning
 
 
+def _host_program_report(runner: remote.Runner, command: list[str], error: type[GovmailError], what: str) -> dict:
+    """Run a host program of the govmail package (``command[0]``, with ``--json``) and return its
+    JSON report; raises ``error`` with one line (its last stderr line, or that it is not installed)."""
+    program = command[0]
+    completed = runner.run(command)
+    try:
+        return json.loads(completed.stdout)
+    except ValueError:
+        lines = completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"]
+        detail = lines[-1].removeprefix(f"{program.rsplit('/', 1)[-1]}: ")
+        if completed.returncode in (126, 127) or "no such file" in detail.lower():
+            detail = f"{program} is not installed on {runner.description}: run playbooks/site.yml"
+        raise error(f"{what} on {runner.description} failed: {detail}") from None
+
+
 @app.command("check")
 def check(
     inventory: InventoryOption = None,
@@ -80,15 +95,7 @@ def daily_mail(
     command = [program, "--json", *(["--send"] if send else [])]
     if as_of:
         command += ["--as-of", lifecycle.parse_date(as_of).isoformat()]
-    completed = runner.run(command)
-    try:
-        report = json.loads(completed.stdout)
-    except ValueError:
-        lines = completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"]
-        detail = lines[-1].removeprefix("govmail-daily-mail: ")
-        if completed.returncode in (126, 127) or "no such file" in detail.lower():
-            detail = f"{program} is not installed on {runner.description}: run playbooks/site.yml"
-        raise health.CheckError(f"daily mail on {runner.description} failed: {detail}") from None
+    report = _host_program_report(runner, command, health.CheckError, "daily mail")
     if json_output:
         _print_json(report)
     else:
@@ -129,15 +136,7 @@ def message_purge(
         command += ["--date", lifecycle.parse_date(sent_on).isoformat()]
     if dry_run:
         command.append("--dry-run")
-    completed = runner.run(command)
-    try:
-        report = json.loads(completed.stdout)
-    except ValueError:
-        lines = completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"]
-        detail = lines[-1].removeprefix("govmail-purge: ")
-        if completed.returncode in (126, 127) or "no such file" in detail.lower():
-            detail = f"{program} is not installed on {runner.description}: run playbooks/site.yml"
-        raise purge.PurgeError(f"purge on {runner.description} failed: {detail}") from None
+    report = _host_program_report(runner, command, purge.PurgeError, "purge")
     if json_output:
         _print_json(report)
     else:
