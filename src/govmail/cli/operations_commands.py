@@ -1,15 +1,19 @@
-"""`govmail check` (the health of every host, for people and monitoring) and `govmail daily-mail`."""
+"""`govmail check` (the health of every host, for people and monitoring), `govmail daily-mail`,
+`govmail report` (the yearly usage report) and `govmail message purge`."""
 
 from __future__ import annotations
 
 import getpass
 import json
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from .. import health, lifecycle, purge, remote
+from .. import report as usage_report
 from ..errors import GovmailError
 from ..inventory import Site
 from .common import InventoryOption, JsonOption, _inventory, _out, _print_json, app, handle_errors
@@ -102,6 +106,55 @@ def daily_mail(
         typer.echo(f"Subject: {report['subject']}\n\n{report['body']}")
         if report["sent_to"]:
             typer.echo(f"(sent to {report['sent_to']})")
+
+
+@app.command("report")
+@handle_errors
+def report(
+    year: Annotated[int, typer.Option("--year", help="The year reported, e.g. 2026.")],
+    agency: Annotated[
+        str | None, typer.Option("--agency", help="Only this agency (abbreviation, e.g. sokhcn).", show_default=False)
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="csv (UTF-8 with BOM), html (with charts) or json.")
+    ] = "",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (default: standard output).")
+    ] = None,
+    inventory: InventoryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Yearly usage report per agency and unit (O5; QT §13.1.b): mailboxes by kind and status,
+    quota used and allocated, inactive mailboxes, messages per month, and the working days on
+    which an agency mailbox was not checked in the morning or afternoon (QT §12).
+
+    The figures come from the daily roll-ups the directory host keeps (govmail_usage_dir).
+    Without --format: a summary for people (--json: the JSON document).
+    """
+    chosen = usage_report.check_format(output_format) if output_format else ("json" if json_output else "")
+    if not 2000 <= year <= 2999:
+        raise usage_report.ReportError(f"--year {year} is not a year: write it like 2026")
+    _, inventory_dir = _inventory(inventory)
+    site = Site(inventory_dir)
+    runner = remote.directory_host(inventory_dir, site=site)
+    program = f"{site.value('govmail_program_dir')}/venv/bin/govmail-usage"
+    command = [program, "report", "--json", "--year", str(year), *(["--agency", agency] if agency else [])]
+    document = _host_program_report(runner, command, usage_report.ReportError, "usage report")
+    if chosen == "json":
+        text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    elif chosen == "csv":
+        text = usage_report.to_csv(document)
+    elif chosen == "html":
+        text = usage_report.to_html(document)
+    else:
+        text = "\n".join(usage_report.summary(document)) + "\n"
+    if output:
+        # CSV keeps its byte-order mark and CRLF rows as written
+        output.write_bytes(text.encode("utf-8"))
+        if not json_output:
+            typer.echo(f"{output}: {len(text.encode('utf-8'))} bytes")
+        return
+    sys.stdout.write(text)
 
 
 message_app = typer.Typer(help="Messages across mailboxes: purge a leaked secret document (QT §10.4, §11.3).")
