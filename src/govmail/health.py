@@ -18,8 +18,8 @@ A check may carry ``"data"`` (figures: messages, seconds, percent) for scripts a
 The report's status is the worst of its checks; :data:`EXIT_CODES` maps it to the exit status a
 monitoring system reads (0 ok, 1 warning, 2 critical: the Nagios plugin convention).
 
-Not yet here, with their seams: backup age (:func:`backup_checks`, once the backup role writes
-its state) and replication state (no replicated directory yet). DNS is never queried (the
+Backup age: :func:`backup_checks` (the newest archive of each backup client). Not yet here,
+with its seam: replication state (no replicated directory yet). DNS is never queried (the
 appliance works offline and sends no DNS traffic beyond its hosts): :func:`dns_check` lists the
 records the site needs as a warning, for a person to compare with the zone.
 """
@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -337,13 +338,77 @@ def dns_check(site: Site) -> dict[str, Any] | None:
     )
 
 
-def backup_checks(site: Site) -> list[dict[str, Any]]:
-    """Backup age per backup host: joins once the backup role records its last run (issue 13).
+BACKUP_THRESHOLDS = ("govmail_check_backup_warning_hours", "govmail_check_backup_critical_hours")
+BACKUP_PROGRAM = "govmail-backup"  # roles/backup's client program (govmail.backup), on the client's PATH
 
-    The seam: return one ``check(...)`` per ``backup`` host with ``data = {"age_hours": ...}``,
-    warning past one missed daily run; until the role exists there is nothing to read.
-    """
-    return []
+
+def backup_thresholds(site: Site) -> tuple[int, int]:
+    """(warning, critical) hours of ``govmail_check_backup_*``; :class:`CheckError` names a bad one."""
+    values = []
+    for name in BACKUP_THRESHOLDS:
+        value = site.value(name)
+        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+            raise CheckError(f"{name} is {value!r} in inventory {site.inventory_dir}: give a whole number of hours")
+        values.append(int(value))
+    if values[0] > values[1]:
+        raise CheckError(
+            f"govmail_check_backup_warning_hours ({values[0]}) must be <= govmail_check_backup_critical_hours "
+            f"({values[1]}) in inventory {site.inventory_dir}"
+        )
+    return values[0], values[1]
+
+
+def _archive_time(text: str) -> dt.datetime:
+    """restic's snapshot time (RFC 3339 with nanoseconds) as an aware datetime."""
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00"))
+    return dt.datetime.fromisoformat(trimmed)
+
+
+def judge_backup(host: str, archives: list[dict[str, Any]], limits: tuple[int, int], now: dt.datetime) -> dict:
+    """The ``backup age`` row of one client from its archives (``govmail backup list``'s JSON):
+    warning / critical once the newest is ``limits`` hours old or more; critical without any."""
+    warning, critical = limits
+    if not archives:
+        return check("critical", host, "backup", "backup age", "no archive of this host: run `govmail backup run`")
+    newest = max(archives, key=lambda item: _archive_time(item["time"]))
+    age = (now - _archive_time(newest["time"])).total_seconds() / 3600
+    status = "critical" if age >= critical else "warning" if age >= warning else "ok"
+    detail = (
+        f"latest archive {newest['archive']} is {age:.1f} hours old ({newest['time'][:19]}Z; "
+        f"warning {warning} h, critical {critical} h), {len(archives)} archives"
+    )
+    data = {"age_hours": round(age, 2), "archive": newest["archive"], "archives": len(archives)}
+    return check(status, host, "backup", "backup age", detail, data)
+
+
+def backup_checks(
+    site: Site,
+    runner_for: Callable[[Site, str], remote.Runner] | None = None,
+    now: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Backup age per client (the hosts playbooks/backup.yml backs up: ``ldap`` and ``mailstore``),
+    from what ``govmail backup list`` reads there (``govmail-backup list --json``: the client's
+    restic snapshots). Nothing when the site has no ``backup`` host. An unreadable list is critical.
+    Thresholds: ``govmail_check_backup_warning_hours`` / ``_critical_hours`` (the inventory)."""
+    if not site.hosts("backup"):
+        return []
+    limits = backup_thresholds(site)
+    runner_for = runner_for or (lambda site_, host: remote.host_runner(site_, host))
+    now = now or dt.datetime.now(dt.UTC)
+    rows = []
+    for host in dict.fromkeys([*site.hosts("ldap"), *site.hosts("mailstore")]):
+        try:
+            completed = runner_for(site, host).run([BACKUP_PROGRAM, "list", "--json"])
+            archives = json.loads(completed.stdout) if completed.returncode == 0 else None
+        except (remote.RemoteError, ValueError):
+            archives, completed = None, None
+        if not isinstance(archives, list):
+            lines = (completed.stderr.strip().splitlines() if completed else []) or ["no answer"]
+            detail = lines[-1].removeprefix(f"{BACKUP_PROGRAM}: ")
+            rows.append(check("critical", host, "backup", "backup age", f"the archives cannot be listed: {detail}"))
+            continue
+        rows.append(judge_backup(host, archives, limits, now))
+    return rows
 
 
 # --- running it -----------------------------------------------------------------------------------
@@ -396,7 +461,7 @@ def run(
             continue
         rows.append(check("ok", host, "host", "reachable", f"probed through {runner.description}"))
         rows.extend(judge(host, spec, facts, limits))
-    rows.extend(backup_checks(site))
+    rows.extend(backup_checks(site, runner_for))
     dns = dns_check(site)
     if dns is not None:
         rows.append(dns)

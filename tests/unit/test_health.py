@@ -285,14 +285,26 @@ def test_the_dns_records_are_a_warning_unless_the_inventory_says_they_were_check
     assert health.dns_check(_site(project, "  vars: {govmail_check_dns: false}\n")) is None
 
 
+NOW_BACKUP = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)
+ARCHIVES = [  # `govmail-backup list --json` (restic's times carry nanoseconds)
+    {"archive": "1a2b3c4d", "time": "2026-11-28T02:00:05.123456789+00:00", "mailboxes": 4, "messages": 17},
+    {"archive": "5e6f7a8b", "time": "2026-11-30T02:00:07.987654321+00:00", "mailboxes": 4, "messages": 18},
+]
+
+
 class FakeRunner(remote.Runner):
-    def __init__(self, host: str, answer: dict | None):
+    def __init__(self, host: str, answer: dict | None, archives: list | None = ARCHIVES):
         super().__init__(host, ("docker", "exec", "-i", host), f"{host} (test)")
         object.__setattr__(self, "answer", answer)
+        object.__setattr__(self, "archives", archives)
 
     def run(self, command, *, timeout=0, input=None):
         if self.answer is None:
             raise remote.RemoteError(f"cannot reach {self.description}: no such container")
+        if command == ["govmail-backup", "list", "--json"]:
+            if self.archives is None:
+                return remote.Completed(2, "", "govmail-backup: the backup host backup1 does not answer")
+            return remote.Completed(0, json.dumps(self.archives), "")
         assert command[1] == "-" and "def probe(" in input  # the probe's source on stdin, SPEC as argument
         return remote.Completed(0, json.dumps(self.answer), "")
 
@@ -305,7 +317,40 @@ def test_an_unreachable_host_is_critical_and_the_report_is_the_worst_of_its_chec
     assert report["status"] == "critical"
     assert {"host": "backup1", "service": "host", "check": "reachable", "status": "critical",
             "detail": "cannot reach backup1 (test): no such container"} in report["checks"]  # fmt: skip
-    assert health.summary(report).startswith("critical: 1 critical, 2 ok on mail1, backup1")
+    assert health.summary(report).startswith("critical: 1 critical, 3 ok on mail1, backup1")
+
+
+@pytest.mark.parametrize(
+    ("hours", "status"), [(10, "ok"), (26, "warning"), (49.9, "warning"), (50, "critical")],
+    ids=["fresh", "one-run-missed", "nearly-two", "two-missed"],
+)  # fmt: skip
+def test_the_backup_age_is_judged_by_the_inventorys_hours(project, hours, status):
+    site = _site(project)
+    now = datetime.datetime.fromisoformat("2026-11-30T02:00:07.987654+00:00") + datetime.timedelta(hours=hours)
+    rows = health.backup_checks(site, lambda _, host: FakeRunner(host, {}), now=now)
+    assert [(row["host"], row["check"], row["status"]) for row in rows] == [("mail1", "backup age", status)]
+    assert rows[0]["data"] == {"age_hours": round(hours, 2), "archive": "5e6f7a8b", "archives": 2}
+    assert rows[0]["detail"].startswith(f"latest archive 5e6f7a8b is {hours:.1f} hours old")
+
+
+def test_a_client_without_archives_or_whose_list_fails_is_critical(project):
+    site = _site(project)
+    none = health.backup_checks(site, lambda _, host: FakeRunner(host, {}, archives=[]), now=NOW_BACKUP)
+    assert none[0]["status"] == "critical" and none[0]["detail"].startswith("no archive of this host")
+    failed = health.backup_checks(site, lambda _, host: FakeRunner(host, {}, archives=None), now=NOW_BACKUP)
+    assert failed[0]["detail"] == "the archives cannot be listed: the backup host backup1 does not answer"
+
+
+def test_no_backup_host_no_backup_check(project):
+    inventory = project / "inventories" / "lab"
+    (inventory / "hosts.yml").write_text("all:\n  hosts:\n    mail1:\n  children:\n    ldap: {hosts: {mail1: }}\n")
+    assert health.backup_checks(Site(inventory, project), lambda _, host: FakeRunner(host, {}), now=NOW_BACKUP) == []
+
+
+def test_a_bad_backup_threshold_is_named(project):
+    site = _site(project, "  vars: {govmail_check_backup_warning_hours: 60}\n")
+    with pytest.raises(health.CheckError, match=r"govmail_check_backup_warning_hours \(60\) must be <="):
+        health.backup_checks(site, lambda _, host: FakeRunner(host, {}), now=NOW_BACKUP)
 
 
 def test_the_cli_exit_status_is_3_when_the_check_cannot_run(project):
