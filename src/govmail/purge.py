@@ -6,8 +6,15 @@ one message (by its ``Message-ID``; optionally also its sender and the day it wa
 mailbox and every folder (INBOX, Sent, Trash, the user's own folders), with Dovecot's own search
 (``doveadm fetch``; RFC 3501 SEARCH keys ``HEADER``, ``FROM``, ``SENTON``), keeps only exact
 ``Message-ID`` matches, removes them (``doveadm expunge`` by folder and UID), appends an audit
-record, and lists the lifecycle archives (``.tar.gz`` of deleted mailboxes) that still hold a
-copy. Backups join once they exist (their retention then says when the copy ages out).
+record, and lists the archives that still hold a copy: the lifecycle's archives (``.tar.gz`` of
+deleted mailboxes, kept until removed by hand) and the **backups** (restic snapshots of this
+host, :mod:`govmail.backup`): each snapshot's manifest lists the SHA-256 of every Maildir file it
+holds, so a snapshot holds the message when its manifest has the digest of one of the copies'
+files (computed before they are removed). For each such snapshot the retention of the backup
+host (restic ``forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12``, roles/backup's
+``backup_retention_*``) says from which day it is no longer kept, if a backup keeps running every
+day (:func:`ages_out`); the next prune of the backup host then removes it. A message that is in
+no mailbox any more cannot be matched to a manifest (manifests hold digests, not Message-IDs).
 
 Mailboxes are found as their homes (``<vmail_dir>/<domain>/<local part>``, the dovecot role's
 ``mail_home``), as ``govmail check`` counts quotas: a mailbox that never received mail has none.
@@ -17,7 +24,10 @@ Report (JSON)::
     {"message_id": "<id@host>", "dry_run": false,
      "removed": [{"address": "a@d", "folder": "INBOX", "uid": 7, "sha256": "…"}, ...],
      "archives_still_holding": [{"archive": "/var/backups/govmail/archive/x@d-2026-01-02.tar.gz",
-                                 "kind": "lifecycle archive", "ages_out": "never: remove it by hand"}],
+                                 "kind": "lifecycle archive", "ages_out": "never: remove it by hand"},
+                                {"archive": "1a2b3c4d", "kind": "backup", "time": ISO-8601,
+                                 "copies": [{"address": "a@d", "folder": "INBOX"}], "kept_as": ["daily", "monthly"],
+                                 "ages_out": "2027-11-01"}, ...],
      "audit": "/var/log/govmail/purge.log"}
 
 The audit record (one JSON line, file mode 0600): when, who (``--operator``, else the invoking
@@ -38,12 +48,12 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import daily
-from .errors import GovmailError
+from . import backup, daily
+from .errors import BackupError, GovmailError
 
 AUDIT_LOG = "/var/log/govmail/purge.log"
 ARCHIVE_DIR = "/var/backups/govmail/archive"  # lifecycle_archive_dir (roles/lifecycle)
@@ -90,7 +100,9 @@ def find(
     with tempfile.NamedTemporaryFile("w", suffix=".users") as listing:
         listing.write("".join(f"{user}\n" for user in users))
         listing.flush()
-        completed = _doveadm("-f", "json", "fetch", "-F", listing.name, "mailbox uid hdr.message-id text", *query)
+        completed = _doveadm(
+            "-f", "json", "fetch", "-F", listing.name, "mailbox uid guid hdr.message-id text", *query
+        )  # fmt: skip
     if completed.returncode not in (0, 68):  # 68: EX_NOUSER for a home without a directory entry
         raise PurgeError(f"doveadm fetch failed: {(completed.stderr.strip().splitlines() or ['?'])[-1]}")
     try:
@@ -102,7 +114,10 @@ def find(
         if row.get("hdr.message-id", "").strip() != message_id:
             continue  # HEADER searches substrings: keep only the exact id
         digest = hashlib.sha256(row.get("text", "").encode("utf-8", "surrogateescape")).hexdigest()
-        found.append({"address": row["username"], "folder": row["mailbox"], "uid": int(row["uid"]), "sha256": digest})
+        found.append(
+            {"address": row["username"], "folder": row["mailbox"], "uid": int(row["uid"]), "sha256": digest,
+             "guid": row.get("guid", "")}
+        )  # fmt: skip
     return sorted(found, key=lambda item: (item["address"], item["folder"], item["uid"]))
 
 
@@ -145,6 +160,122 @@ def archives_holding(message_id: str, archive_dir: str = ARCHIVE_DIR) -> list[di
     return found
 
 
+def file_digests(vmail_dir: str, copies: list[dict[str, Any]]) -> set[str]:
+    """SHA-256 of the Maildir file of each copy, as a backup manifest records it
+    (:func:`govmail.backup.mailbox_manifest`). A Maildir message's Dovecot GUID is its file's base
+    name (``<time>.M<n>P<pid>.<host>,S=<size>``), :func:`govmail.backup.message_key`."""
+    wanted: dict[tuple[str, str], set[str]] = {}
+    for copy in copies:
+        if copy.get("guid"):
+            wanted.setdefault((copy["address"], copy["folder"]), set()).add(copy["guid"])
+    digests = set()
+    for address in sorted({address for address, _ in wanted}):
+        local, _, domain = address.partition("@")
+        for name, folder in backup._folders(Path(vmail_dir) / domain / local / "Maildir"):
+            bases = wanted.get((address, name))
+            for message in backup._messages(folder) if bases else ():
+                if backup.message_key(message.name)[0] in bases:
+                    digests.add(backup._file_sha256(message))
+    return digests
+
+
+RETENTION = {"daily": 7, "weekly": 4, "monthly": 12}  # roles/backup's backup_retention_* defaults
+_BUCKETS = {
+    "daily": lambda moment: moment.date(),
+    "weekly": lambda moment: moment.isocalendar()[:2],
+    "monthly": lambda moment: (moment.year, moment.month),
+}
+
+
+def kept(times: Sequence[datetime], retention: dict[str, int]) -> dict[datetime, list[str]]:
+    """restic's ``forget --keep-daily/--keep-weekly/--keep-monthly`` over snapshot ``times``: the
+    times kept and by which rules. For each rule, newest first, the newest snapshot of each of the
+    last N days (ISO weeks, months) that have one is kept (restic docs, "Removing snapshots
+    according to a policy")."""
+    result: dict[datetime, list[str]] = {}
+    for rule, key in _BUCKETS.items():
+        seen: list[Any] = []
+        for moment in sorted(times, reverse=True):
+            bucket = key(moment)
+            if bucket in seen:
+                continue
+            if len(seen) >= retention.get(rule, 0):
+                break
+            seen.append(bucket)
+            result.setdefault(moment, []).append(rule)
+    return result
+
+
+def ages_out(snapshot: datetime, times: Sequence[datetime], retention: dict[str, int]) -> tuple[list[str], date | None]:
+    """(the rules that keep ``snapshot`` today, the first day it is no longer kept), when one backup
+    follows each day after the newest of ``times`` (the backup timer's daily run); ``None`` when the
+    retention would keep it for more than two years (a policy with yearly rules)."""
+    times = sorted(times)
+    rules = kept(times, retention).get(snapshot, [])
+    if not rules:
+        return [], (times[-1].date() if times else snapshot.date())
+
+    def still_kept(days: int) -> bool:
+        future = times + [times[-1] + timedelta(days=day) for day in range(1, days + 1)]
+        return snapshot in kept(future, retention)
+
+    # once no rule keeps it, no later backup brings it back: search the first day it is dropped
+    low, high = 0, 800
+    if still_kept(high):
+        return rules, None
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if still_kept(middle) else (low, middle)
+    return rules, (times[-1] + timedelta(days=high)).date()
+    return rules, None
+
+
+def backups_holding(
+    digests: set[str], copies: list[dict[str, Any]], config_file: str = backup.CONFIG_FILE
+) -> list[dict[str, Any]]:
+    """The backup snapshots of this host whose manifest holds one of the files ``digests``, each
+    with the copies it holds and when the retention ages it out. ``[]`` where the host has no backup
+    client (no ``/etc/govmail/backup.json``); :class:`PurgeError` when the repository cannot be read."""
+    if not digests or not Path(config_file).is_file():
+        return []
+    try:
+        config = backup.Config.load(config_file)
+        completed = backup.restic(config, ["snapshots", "--json", "--tag", backup.TAG])
+        snapshots = sorted(json.loads(completed.stdout or "[]"), key=lambda item: item["time"])
+    except (BackupError, ValueError) as exc:
+        raise PurgeError(f"the backups cannot be listed: {exc}") from None
+    retention = RETENTION | {
+        rule: int(days) for rule, days in (config.data.get("retention") or {}).items() if rule in RETENTION
+    }
+    times = [backup_time(item["time"]) for item in snapshots]
+    manifest_path = f"{config['staging_dir'].rstrip('/')}/{backup.MANIFEST}"
+    held = []
+    for snapshot, moment in zip(snapshots, times, strict=True):
+        dumped = backup.restic(config, ["dump", snapshot["id"], manifest_path], check=False)
+        try:
+            manifest = json.loads(dumped.stdout) if dumped.returncode == 0 else {}
+        except ValueError:
+            manifest = {}
+        inside = [
+            {"address": address, "folder": folder}
+            for address, mailbox in (manifest.get("mailboxes") or {}).items()
+            for folder, content in mailbox["folders"].items()
+            if any(item["sha256"] in digests for item in content["files"].values())
+        ]
+        if inside:
+            rules, day = ages_out(moment, times, retention)
+            held.append(
+                {"archive": snapshot["short_id"], "kind": "backup", "time": snapshot["time"], "copies": inside,
+                 "kept_as": rules, "ages_out": day.isoformat() if day else "kept for more than two years"}
+            )  # fmt: skip
+    return held
+
+
+def backup_time(text: str) -> datetime:
+    """restic's snapshot time (RFC 3339, nanoseconds) as an aware datetime."""
+    return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00")))
+
+
 def audit(path: str, record: dict[str, Any]) -> None:
     """Append one JSON line to the audit log (created 0600, root only)."""
     Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -168,6 +299,7 @@ def purge(
     message_id = check_message_id(message_id)
     users = mailbox_users(config.vmail_dir, config.domain)
     copies = find(message_id, users, sender, sent_on)
+    digests = file_digests(config.vmail_dir, copies)  # before the files go
     if not dry_run:
         expunge(copies)
         # Expunging keeps the last copy of each mailbox in the deleted-mail folder (Dovecot's
@@ -176,6 +308,7 @@ def purge(
             kept = find(message_id, users, sender, sent_on)
             if not kept:
                 break
+            digests |= file_digests(config.vmail_dir, kept)
             expunge(kept)
             copies += kept
         else:
@@ -194,7 +327,7 @@ def purge(
         "message_id": message_id,
         "dry_run": dry_run,
         "removed": copies,
-        "archives_still_holding": archives_holding(message_id, archive_dir),
+        "archives_still_holding": archives_holding(message_id, archive_dir) + backups_holding(digests, copies),
         "audit": audit_log,
     }
 

@@ -9,6 +9,7 @@ import json
 import stat
 import subprocess
 import tarfile
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -89,3 +90,82 @@ def test_a_host_program_that_is_missing_or_fails_is_one_line_naming_it():
         _host_program_report(failing, ["/opt/govmail/venv/bin/govmail-purge", "--json"], purge.PurgeError, "purge")
     ok = Runner(Completed(0, '{"removed": []}', ""))
     assert _host_program_report(ok, ["/x/govmail-purge", "--json"], purge.PurgeError, "purge") == {"removed": []}
+
+
+# --- backups still holding the message, and when the retention ages them out ---------------------
+
+RETENTION = {"daily": 7, "weekly": 4, "monthly": 12}  # roles/backup's defaults
+NEWEST = datetime(2026, 11, 30, 1, 30, tzinfo=UTC)  # a Monday
+DAILY = [NEWEST - timedelta(days=day) for day in range(60)]  # one backup a day for 60 days
+
+
+@pytest.mark.parametrize(
+    ("taken", "rules", "drops"),
+    [
+        # the newest: daily for 7 days, weekly until Tuesday, monthly (newest of November) for 12 months
+        (date(2026, 11, 30), ["daily", "weekly", "monthly"], date(2027, 11, 1)),
+        (date(2026, 11, 24), ["daily"], date(2026, 12, 1)),  # 7th newest day: dropped by the next backup
+        (date(2026, 11, 22), ["weekly"], date(2026, 12, 14)),  # Sunday: last of its week, 4 weeks
+        (date(2026, 10, 31), ["monthly"], date(2027, 10, 1)),  # last of October
+        (date(2026, 11, 23), [], date(2026, 11, 30)),  # kept by no rule: the next prune removes it
+    ],
+    ids=["newest", "seventh-day", "sunday", "end-of-month", "not-kept"],
+)
+def test_the_retention_says_when_each_backup_ages_out(taken, rules, drops):
+    snapshot = next(moment for moment in DAILY if moment.date() == taken)
+    assert purge.ages_out(snapshot, DAILY, RETENTION) == (rules, drops)
+
+
+def maildir(root, address, folder, name, content):
+    local, domain = address.split("@")
+    path = root / domain / local / "Maildir" / ("" if folder == "INBOX" else folder) / "cur"
+    path.mkdir(parents=True, exist_ok=True)
+    (path / name).write_bytes(content)
+    return hashlib.sha256(content).hexdigest()
+
+
+def test_the_digest_of_each_copys_file_is_what_a_backup_manifest_records(tmp_path):
+    inbox = maildir(tmp_path, "a@q", "INBOX", "1.M1P1.mail1,S=4:2,S", b"mail")
+    sent = maildir(tmp_path, "a@q", "Sent", "2.M2P2.mail1,S=5:2,", b"mail!")
+    maildir(tmp_path, "a@q", "INBOX", "3.M3P3.mail1,S=5:2,", b"other")
+    copies = [
+        {"address": "a@q", "folder": "INBOX", "guid": "1.M1P1.mail1,S=4"},
+        {"address": "a@q", "folder": "Sent", "guid": "2.M2P2.mail1,S=5"},
+    ]
+    assert purge.file_digests(str(tmp_path), copies) == {inbox, sent}
+
+
+def test_backups_whose_manifest_holds_a_copy_are_listed_with_their_ageing(tmp_path, monkeypatch):
+    config = tmp_path / "backup.json"
+    config.write_text(json.dumps({
+        "host": "mail1", "repository": "rest:https://backup1:8000/mail1/", "username": "mail1",
+        "password_file": "p", "repository_password_file": "r", "ca_certificate": "c", "vmail_dir": "/var/vmail",
+        "base_dn": "dc=q", "staging_dir": "/var/backups/govmail/staging", "paths": [], "operators": "o@q",
+        "retention": RETENTION,
+    }))  # fmt: skip
+    snapshots = [
+        {"id": "aaaa" * 16, "short_id": "aaaaaaaa", "time": "2026-11-29T01:30:00.123456789+00:00"},
+        {"id": "bbbb" * 16, "short_id": "bbbbbbbb", "time": "2026-11-30T01:30:00.5+00:00"},
+    ]
+    holding = {"mailboxes": {"a@q": {"folders": {"Sent": {"files": {"2.M2": {"sha256": "d1"}}}}}}}
+    without = {"mailboxes": {"a@q": {"folders": {"INBOX": {"files": {"9.M9": {"sha256": "zz"}}}}}}}
+    calls = []
+
+    def restic(_config, args, check=True):
+        calls.append(args)
+        if args[0] == "snapshots":
+            return subprocess.CompletedProcess(args, 0, json.dumps(snapshots), "")
+        assert args[2] == "/var/backups/govmail/staging/manifest.json"
+        return subprocess.CompletedProcess(args, 0, json.dumps(holding if args[1] == "a" * 64 else without), "")
+
+    monkeypatch.setattr(purge.backup, "restic", restic)
+    found = purge.backups_holding({"d1"}, [], str(config))
+    assert found == [
+        {"archive": "aaaaaaaa", "kind": "backup", "time": "2026-11-29T01:30:00.123456789+00:00",
+         "copies": [{"address": "a@q", "folder": "Sent"}], "kept_as": ["daily", "weekly"], "ages_out": "2026-12-21"}
+    ]  # fmt: skip
+    assert [args[0] for args in calls] == ["snapshots", "dump", "dump"]
+
+
+def test_a_host_without_backups_lists_none(tmp_path):
+    assert purge.backups_holding({"d1"}, [], str(tmp_path / "absent.json")) == []
