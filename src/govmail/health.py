@@ -53,7 +53,14 @@ GROUP_SERVICES: dict[str, dict[str, Any]] = {
     },
 }
 # Timers of the project's own host programs (roles/lifecycle, roles/operations on the directory host).
-GROUP_TIMERS = {"ldap": ["govmail-lifecycle.timer", "govmail-daily-mail.timer", "govmail-host-check.timer"]}
+GROUP_TIMERS = {
+    "ldap": [
+        "govmail-lifecycle.timer",
+        "govmail-daily-mail.timer",
+        "govmail-host-check.timer",
+        "govmail-usage-rollup.timer",
+    ]
+}
 
 # The inventory variables of the thresholds (documented in roles/govmail/defaults/main.yml).
 THRESHOLDS = (

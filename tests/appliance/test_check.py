@@ -65,8 +65,16 @@ def _on_host(command: str, input: str | None = None) -> subprocess.CompletedProc
 
 
 @pytest.fixture(scope="module")
-def healthy(check):
-    """The report of the stack as converged (one run shared by the tests that read it)."""
+def fresh_backup():
+    """A backup of the mail host taken now (a fresh stack has none until its first nightly run)."""
+    backed_up = _on_host("govmail-backup run --json")
+    assert backed_up.returncode == 0, backed_up.stderr
+    return json.loads(backed_up.stdout)
+
+
+@pytest.fixture(scope="module")
+def healthy(check, fresh_backup):
+    """The report of the stack as converged and backed up (one run shared by the tests that read it)."""
     return check()
 
 
@@ -75,8 +83,37 @@ def test_a_healthy_stack_is_ok_with_exit_status_0(healthy):
     assert [row for row in report["checks"] if row["status"] != "ok"] == []
     assert (code, report["status"]) == (0, "ok")
     active = {row["service"] for row in rows(report, check="active")}
-    assert active == {"slapd", "postfix", "dovecot", "govmail-lifecycle", "govmail-daily-mail", "govmail-host-check"}
+    assert active == {
+        "slapd", "postfix", "dovecot", "govmail-lifecycle", "govmail-daily-mail", "govmail-host-check",
+        "govmail-usage-rollup",
+    }  # fmt: skip
     assert {row["host"] for row in rows(report, check="reachable")} == {"mail1", "backup1"}
+
+
+def test_the_backup_age_names_the_newest_archive_of_the_mail_host(healthy, fresh_backup):
+    _, report = healthy
+    [row] = rows(report, check="backup age")
+    assert (row["host"], row["service"], row["status"]) == ("mail1", "backup", "ok")
+    assert row["data"]["archive"] == fresh_backup["archive"] and row["data"]["age_hours"] < 1
+    assert row["detail"].startswith(f"latest archive {fresh_backup['archive']} is 0.")
+
+
+def test_a_backup_older_than_the_threshold_is_critical(govmail, check_inventory, fresh_backup, tmp_path):
+    """The same stack judged with thresholds it cannot meet (0 hours): the age is past them."""
+    strict = tmp_path / "strict"
+    strict.mkdir()
+    (strict / "hosts.yml").write_text((check_inventory / "hosts.yml").read_text())
+    (strict / "group_vars").mkdir()
+    (strict / "group_vars" / "all").mkdir()
+    for item in (check_inventory / "group_vars" / "all").iterdir():
+        (strict / "group_vars" / "all" / item.name).symlink_to(item)
+    (strict / "group_vars" / "all" / "zz-backup-age.yml").write_text(
+        "---\ngovmail_check_backup_warning_hours: 0\ngovmail_check_backup_critical_hours: 0\n"
+    )
+    result = govmail("check", "--inventory", str(strict), "--json")
+    [row] = rows(json.loads(result.stdout), check="backup age")
+    assert (result.returncode, row["status"]) == (2, "critical")
+    assert "warning 0 h, critical 0 h" in row["detail"]
 
 
 @pytest.mark.parametrize("number", ALL_PORTS.values(), ids=list(ALL_PORTS))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import date
 
 import clients
 import pytest
@@ -102,3 +103,30 @@ def test_a_malformed_message_id_is_a_one_line_error(govmail):
     result = govmail("message", "purge", "--message-id", f"khong-hop-le-{uuid.uuid4().hex}", "--json")
     assert result.returncode == 1
     assert "is not a Message-ID: write it as <left@right>" in result.stderr
+
+
+def test_a_backup_taken_after_the_leak_is_listed_with_the_day_its_retention_drops_it(
+    govmail, submissions, alice, bob, mail_host
+):
+    """A backup of the mail host holds the leaked copy: the purge names that archive, the copy it
+    holds, and (restic's keep-monthly 12: the newest archive of its month) the first day of the
+    same month a year later as the day it ages out."""
+    submissions.login(alice["address"], alice["password"])
+    secret = make_message(alice["address"], bob["address"], SUBJECT, "Nội dung mật, bản sao lưu.\n")
+    assert submissions.send_message(secret) == {}
+    mid = secret["Message-ID"]
+    clients.wait_for(
+        lambda: mail_host.run(f"doveadm search -u {bob['address']} mailbox INBOX header Message-ID '{mid}'").stdout,
+        what="the mail in bob's INBOX",
+    )
+    backed_up = ok_json(govmail("backup", "run", "--json"))
+    taken = date.fromisoformat(backed_up["time"][:10])
+    expected = {
+        "archive": backed_up["archive"], "kind": "backup", "copies": [{"address": bob["address"], "folder": "INBOX"}],
+        "kept_as": ["daily", "weekly", "monthly"], "ages_out": date(taken.year + 1, taken.month, 1).isoformat(),
+    }  # fmt: skip
+    dry = ok_json(govmail("message", "purge", "--message-id", mid, "--dry-run", "--json"))
+    [listed] = [item for item in dry["archives_still_holding"] if item["kind"] == "backup"]
+    assert {key: listed[key] for key in expected} == expected
+    report = ok_json(govmail("message", "purge", "--message-id", mid, "--json"))
+    assert [item["archive"] for item in report["archives_still_holding"]] == [backed_up["archive"]]

@@ -269,6 +269,7 @@ def test_each_host_is_asked_for_what_its_groups_run(project):
         "govmail-lifecycle.timer",
         "govmail-daily-mail.timer",
         "govmail-host-check.timer",
+        "govmail-usage-rollup.timer",
     ]
     assert [(p["service"], p["port"], p["mode"]) for p in mail["ports"]] == [
         ("ldap", 389, "ldap"), ("ldaps", 636, "implicit"), ("smtp", 25, "smtp"), ("submission", 587, "smtp"),
