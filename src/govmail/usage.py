@@ -10,7 +10,7 @@ reads what the services already record and writes one small gzip'd JSON file per
   kind's default), and the moment its inactivity counts from (:meth:`govmail.lifecycle.Mailbox.activity`,
   the lifecycle's own rule);
 - Dovecot's quota (``doveadm quota get``, through :func:`govmail.probe.quota`): bytes used;
-- the journal of that day (Dovecot and Postfix): IMAP and POP3 logins (``imap-login: Login:
+- the journal of that day (Dovecot and Postfix): IMAP and POP3 logins (``imap-login: Logged in:
   user=<A>``, ``pop3-login: ...``) as the **hours** of the day (the site's time zone) in which the
   mailbox logged in; messages **sent** (Postfix's ``client=..., sasl_username=A``: one per message
   submitted on 587/465, the webmail's included) and **received** (``postfix/lmtp ... to=<A>, ...
@@ -63,7 +63,8 @@ LIFECYCLE_CONFIG = "/etc/govmail/lifecycle.json"
 KINDS = ("personal", "agency")
 
 # What the services log (Dovecot 2.4, Postfix 3.10), one match per event.
-LOGIN = re.compile(r"\b(?:imap|pop3)-login: Login: user=<([^>]+)>")
+# Dovecot 2.4 says "Logged in:" (2.3 said "Login:")
+LOGIN = re.compile(r"\b(?:imap|pop3)-login: (?:Logged in|Login): user=<([^>]+)>")
 SENT = re.compile(r"\bpostfix/[\w/-]*smtpd\[\d+\]: [0-9A-Za-z]+: client=.*?\bsasl_username=([^\s,]+)")
 RECEIVED = re.compile(r"\bpostfix/lmtp\[\d+\]: [0-9A-Za-z]+: to=<([^>]+)>.*?\bstatus=sent\b")
 

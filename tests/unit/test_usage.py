@@ -176,10 +176,10 @@ SUBMITTED = "client=unknown[172.29.44.1], sasl_method=PLAIN, sasl_username="
 LMTP = "relay=mail1[private/dovecot-lmtp], delay=0.1, delays=0/0/0/0.1"
 LINES = [
     # Dovecot 2.4 and Postfix 3.10 as they reach the journal (usage.journal prefixes Postfix's program)
-    (at(1, 5), f"imap-login: Login: user=<SoKHCN@qt.vn>, {TAIL}, mpid=812, TLS, session=<abc>"),
-    (at(6, 30), f"pop3-login: Login: user=<sokhcn@qt.vn>, {TAIL}, mpid=813, TLS"),
+    (at(1, 5), f"imap-login: Logged in: user=<SoKHCN@qt.vn>, {TAIL}, mpid=812, TLS, session=<abc>"),
+    (at(6, 30), f"pop3-login: Logged in: user=<sokhcn@qt.vn>, {TAIL}, mpid=813, TLS"),
     (at(6, 31), "imap-login: Login aborted: Logged out (auth failed, 1 attempts): user=<sokhcn@qt.vn>"),
-    (at(6, 32), "managesieve-login: Login: user=<sokhcn@qt.vn>, method=PLAIN"),
+    (at(6, 32), "managesieve-login: Logged in: user=<sokhcn@qt.vn>, method=PLAIN"),
     (at(2, 0), f"postfix/submission/smtpd[0]: 4dLxyz1Q2Bz9s: {SUBMITTED}nguyenvanlong@qt.vn"),
     (at(2, 0), "postfix/smtpd[0]: 4dLxyz1Q2Bz9t: client=unknown[172.29.44.1]"),
     (at(2, 1), f"postfix/lmtp[0]: 4dLxyz1Q2Bz9s: to=<sokhcn@qt.vn>, {LMTP}, dsn=2.0.0, status=sent (250 2.0.0 Saved)"),
