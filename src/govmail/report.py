@@ -29,6 +29,7 @@ from .errors import GovmailError
 FORMATS = ("csv", "html", "json")
 MIB = 1024 * 1024
 MONTHS = [f"T{month}" for month in range(1, 13)]
+MONTHLY_AGENCY_LINES = 10  # beyond this many agencies the monthly chart shows the totals only
 STATUS_NAMES = {"active": "hoạt động", "locked": "khoá", "terminated": "đã nghỉ", "deleted": "đã xoá"}
 KIND_NAMES = {"personal": "cá nhân", "agency": "cơ quan"}
 
@@ -141,7 +142,8 @@ def _chart_config(chart: pygal.graph.graph.Graph) -> None:
 
 
 def charts(report: Mapping[str, Any]) -> dict[str, str]:
-    """Inline SVG charts: ``{"mailboxes": SVG, "messages": SVG, "monthly": SVG}``."""
+    """Inline SVG charts: ``{"mailboxes": SVG, "messages": SVG, "monthly": SVG}`` (bars per agency;
+    monthly lines of the totals, and of each agency's messages sent when there are few agencies)."""
     agencies = report["agencies"]
     labels = [row["agency"] for row in agencies]
     bars = pygal.Bar(title="Số hộp thư theo cơ quan")
@@ -159,7 +161,7 @@ def charts(report: Mapping[str, Any]) -> dict[str, str]:
     monthly.x_labels = MONTHS
     monthly.add("Thư gửi", [sum(row["sent"][month] for row in agencies) for month in range(12)])
     monthly.add("Thư nhận", [sum(row["received"][month] for row in agencies) for month in range(12)])
-    for row in agencies:
+    for row in agencies if len(agencies) <= MONTHLY_AGENCY_LINES else ():
         monthly.add(f"{row['agency']} (gửi)", row["sent"], show_dots=False, stroke_style={"dasharray": "3, 3"})
     drawn = {"mailboxes": bars, "messages": messages, "monthly": monthly}
     return {name: chart.render(is_unicode=True) for name, chart in drawn.items()}

@@ -46,7 +46,7 @@ import os
 import re
 import subprocess
 import sys
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -199,14 +199,18 @@ def roll_up(day: date, config: Config, lifecycle_config: str = LIFECYCLE_CONFIG)
         site = lifecycle.Config.load(lifecycle_config)
         host = lifecycle.Host(site)
         directory = host.directory
-        entries = directory.search(host.agencies_dn, "(objectClass=govmailMailbox)", ATTRIBUTES)
-        units = {
-            directory.agency_of(entry.dn): entry.first("description") or ""
-            for entry in directory.search(host.agencies_dn, "(objectClass=organizationalUnit)", ["ou", "description"])
-            if directory.agency_of(entry.dn)
-        }
+        try:
+            entries = directory.search(host.agencies_dn, "(objectClass=govmailMailbox)", ATTRIBUTES)
+            ous = directory.search(host.agencies_dn, "(objectClass=organizationalUnit)", ["ou", "description"])
+        finally:
+            directory.close()
     except GovmailError as exc:
         raise UsageError(f"the directory cannot be read: {exc}") from None
+    units = {
+        directory.agency_of(entry.dn): entry.first("description") or ""
+        for entry in ous
+        if directory.agency_of(entry.dn)
+    }
     tz = zone(config.timezone)
     events = count_events(journal(day, tz), tz)
     used = {
@@ -435,15 +439,6 @@ def year_report(
         "units": sorted(units.values(), key=lambda row: (row["agency"], row["unit"] != row["agency"], row["unit"])),
         "agency_mailboxes": [checks[key] for key in sorted(checks)],
     }
-
-
-def totals(report: Mapping[str, Any]) -> Counter[str]:
-    """Messages sent and received in the whole report (for summaries)."""
-    count: Counter[str] = Counter()
-    for row in report["agencies"]:
-        count["sent"] += sum(row["sent"])
-        count["received"] += sum(row["received"])
-    return count
 
 
 # --- the host program -----------------------------------------------------------------------------
