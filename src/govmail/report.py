@@ -90,14 +90,21 @@ CHECK_HEADER = [
 ]  # fmt: skip
 
 
-def _check_rows(report: Mapping[str, Any]) -> list[list[Any]]:
-    return [
-        [
-            item["address"], item["agency"], item["working_days"], item["missed_morning"], item["missed_afternoon"],
-            item["missed_days"], " ".join(day["date"] for day in item["missed"]),
-        ]
-        for item in report["agency_mailboxes"]
-    ]  # fmt: skip
+HTML_MISSED_DATES = 15  # the page lists this many days per mailbox; the CSV lists them all
+
+
+def _check_rows(report: Mapping[str, Any], limit: int | None = None) -> list[list[Any]]:
+    rows = []
+    for item in report["agency_mailboxes"]:
+        days = [day["date"] for day in item["missed"]]
+        shown = " ".join(days[:limit] if limit else days)
+        if limit and len(days) > limit:
+            shown += f" … (và {len(days) - limit} ngày khác)"
+        rows.append(
+            [item["address"], item["agency"], item["working_days"], item["missed_morning"], item["missed_afternoon"],
+             item["missed_days"], shown]
+        )  # fmt: skip
+    return rows
 
 
 def _title(report: Mapping[str, Any]) -> str:
@@ -149,8 +156,13 @@ def charts(report: Mapping[str, Any]) -> dict[str, str]:
     bars = pygal.Bar(title="Số hộp thư theo cơ quan")
     _chart_config(bars)
     bars.x_labels = labels
+    most = 0
     for kind in ("personal", "agency"):
-        bars.add(f"Hộp thư {KIND_NAMES[kind]}", [sum(row["mailboxes"][kind].values()) for row in agencies])
+        counts = [sum(row["mailboxes"][kind].values()) for row in agencies]
+        most = max([most, *counts])
+        bars.add(f"Hộp thư {KIND_NAMES[kind]}", counts)
+    if most <= 10:
+        bars.y_labels = list(range(most + 1))  # whole mailboxes, not 0.2 steps
     messages = pygal.Bar(title=f"Thư gửi và nhận năm {report['year']} theo cơ quan")
     _chart_config(messages)
     messages.x_labels = labels
@@ -159,10 +171,17 @@ def charts(report: Mapping[str, Any]) -> dict[str, str]:
     monthly = pygal.Line(title=f"Thư gửi và nhận theo tháng năm {report['year']}")
     _chart_config(monthly)
     monthly.x_labels = MONTHS
-    monthly.add("Thư gửi", [sum(row["sent"][month] for row in agencies) for month in range(12)])
-    monthly.add("Thư nhận", [sum(row["received"][month] for row in agencies) for month in range(12)])
+    # months after the latest roll-up have no figures yet: no point rather than a fall to zero
+    months = int(report["as_of"][5:7]) if report.get("as_of") else 0
+
+    def line(values: Sequence[int]) -> list[int | None]:
+        return [value if month < months else None for month, value in enumerate(values)]
+
+    monthly.add("Thư gửi", line([sum(row["sent"][month] for row in agencies) for month in range(12)]))
+    monthly.add("Thư nhận", line([sum(row["received"][month] for row in agencies) for month in range(12)]))
     for row in agencies if len(agencies) <= MONTHLY_AGENCY_LINES else ():
-        monthly.add(f"{row['agency']} (gửi)", row["sent"], show_dots=False, stroke_style={"dasharray": "3, 3"})
+        dashed = {"dasharray": "3, 3"}
+        monthly.add(f"{row['agency']} (gửi)", line(row["sent"]), show_dots=False, stroke_style=dashed)
     drawn = {"mailboxes": bars, "messages": messages, "monthly": monthly}
     return {name: chart.render(is_unicode=True) for name, chart in drawn.items()}
 
@@ -208,7 +227,7 @@ def to_html(report: Mapping[str, Any]) -> str:
         header=header,
         rows=rows,
         check_header=CHECK_HEADER,
-        check_rows=_check_rows(report),
+        check_rows=_check_rows(report, HTML_MISSED_DATES),
     )
 
 
