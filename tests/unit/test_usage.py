@@ -268,3 +268,20 @@ def test_an_unknown_format_is_named():
 def test_the_gzip_roll_up_of_a_day_is_small(tmp_path):
     path = usage.write(tmp_path, day_rollup(date(2026, 3, 12)))
     assert len(gzip.decompress(path.read_bytes())) > path.stat().st_size
+
+
+def test_the_page_lists_at_most_15_missed_days_and_the_csv_all(year):
+    page = report.to_html(year)
+    assert "(và 234 ngày khác)" in page  # sotc: 249 days without an afternoon check
+    rows = list(csv.reader(io.StringIO(report.to_csv(year).lstrip("\ufeff"))))
+    assert len(next(row for row in rows if row and row[0] == "sotc@qt.vn")[6].split()) == 249
+
+
+def test_months_after_the_latest_roll_up_are_not_drawn_as_zero(rollups):
+    november = usage.year_report(
+        [item for item in rollups if item["date"] < "2026-12-01"], YEAR, profile=QT, holidays=HOLIDAYS
+    )
+    monthly = report.charts(november)["monthly"]
+    assert november["as_of"] == "2026-11-30"
+    # pygal draws one dot per value: 11 months for each of the two totals' lines, none for December
+    assert monthly.count('class="dot ') == 2 * 11
