@@ -285,3 +285,19 @@ def test_months_after_the_latest_roll_up_are_not_drawn_as_zero(rollups):
     assert november["as_of"] == "2026-11-30"
     # pygal draws one dot per value: 11 months for each of the two totals' lines, none for December
     assert monthly.count('class="dot ') == 2 * 11
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [(["--year", "2026", "--format", "pdf"], "--format 'pdf' is not one of csv, html, json"),
+     (["--year", "26"], "--year 26 is not a year: write it like 2026")],
+    ids=["format", "year"],
+)  # fmt: skip
+def test_the_cli_refuses_bad_arguments_in_one_line_before_asking_any_host(args, named):
+    from typer.testing import CliRunner
+
+    from govmail.cli import app
+
+    result = CliRunner().invoke(app, ["report", *args])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"govmail: {named}"
