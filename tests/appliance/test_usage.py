@@ -9,7 +9,7 @@ import csv
 import imaplib
 import io
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import clients
@@ -122,3 +122,12 @@ def test_an_unknown_agency_is_refused_in_one_line(used, govmail):
     assert line.endswith(
         f"failed: --agency khongco: no mailbox of that agency in the roll-ups of {after['document']['date'][:4]}"
     )
+
+
+def test_the_timers_service_writes_the_roll_up_of_the_day_before(mail_host):
+    assert mail_host.service("govmail-usage-rollup.timer").is_enabled
+    result = mail_host.run("systemctl start govmail-usage-rollup.service")
+    assert result.rc == 0, result.stderr
+    assert mail_host.run("systemctl show -p Result --value govmail-usage-rollup.service").stdout.strip() == "success"
+    yesterday = (datetime.now(ZONE) - timedelta(days=1)).date()
+    assert mail_host.file(f"/var/lib/govmail/usage/{yesterday.year}/{yesterday}.json.gz").exists
