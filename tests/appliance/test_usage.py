@@ -131,3 +131,14 @@ def test_the_timers_service_writes_the_roll_up_of_the_day_before(mail_host):
     assert mail_host.run("systemctl show -p Result --value govmail-usage-rollup.service").stdout.strip() == "success"
     yesterday = (datetime.now(ZONE) - timedelta(days=1)).date()
     assert mail_host.file(f"/var/lib/govmail/usage/{yesterday.year}/{yesterday}.json.gz").exists
+
+
+def test_a_backup_holds_the_roll_ups(used, govmail, mail_host):
+    _, after, _ = used
+    archive = ok_json(govmail("backup", "run", "--json"))["archive"]
+    listing = mail_host.run(
+        f"{PROGRAM.replace('govmail-usage', 'python')} -c "
+        f"\"from govmail import backup; print(backup.restic(backup.Config.load(), ['ls', '{archive}']).stdout)\""
+    )
+    assert listing.rc == 0, listing.stderr
+    assert after["document"]["path"] in listing.stdout.splitlines()
