@@ -373,10 +373,12 @@ def _archive_time(text: str) -> dt.datetime:
 
 def judge_backup(host: str, archives: list[dict[str, Any]], limits: tuple[int, int], now: dt.datetime) -> dict:
     """The ``backup age`` row of one client from its archives (``govmail backup list``'s JSON):
-    warning / critical once the newest is ``limits`` hours old or more; critical without any."""
+    warning / critical once the newest is ``limits`` hours old or more. None yet is a warning, not
+    critical: a site deployed today has not reached its first timer run (its age is what the
+    critical threshold would have to be measured from)."""
     warning, critical = limits
     if not archives:
-        return check("critical", host, "backup", "backup age", "no archive of this host: run `govmail backup run`")
+        return check("warning", host, "backup", "backup age", "no archive of this host yet: run `govmail backup run`")
     newest = max(archives, key=lambda item: _archive_time(item["time"]))
     age = (now - _archive_time(newest["time"])).total_seconds() / 3600
     status = "critical" if age >= critical else "warning" if age >= warning else "ok"
