@@ -22,7 +22,13 @@ Report (``--json``)::
      "sent_to": ADDRESS|null, "message_id": ID|null, "checks": [...],             # the rows of govmail check
      "accounts": [{"address", "action": "lock"|"notify"|"delete", "due": DATE}], "accounts_error": TEXT|null,
      "failed_logins": {"total": N, "by_address": [[ADDR, N], ...], "by_client": [[IP, N], ...]},
-     "backups": null}                                        # joins once the backup role records runs
+     "backups": [{"host", "status", "detail", ...}] | null}   # the `backup age` row of this host, or null
+
+Backups: when this host is a backup client (roles/backup installed ``govmail-backup`` and the
+configuration carries ``backup_warning_hours`` / ``backup_critical_hours``, the inventory's
+``govmail_check_backup_*``), section 4 gives the age of its newest archive as ``govmail check``
+judges it (:func:`govmail.health.judge_backup`), and a stale or missing backup is also listed
+among the failures.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -68,7 +75,7 @@ TEXTS = {
         "certs": "3. Chứng chỉ sắp hết hạn (trong {days} ngày)",
         "no_certs": "Không có. Chứng chỉ gần hết hạn nhất còn {least} ngày.",
         "backups": "4. Sao lưu",
-        "no_backups": "Chưa có thông tin sao lưu (chức năng sao lưu chưa được triển khai trên hệ thống này).",
+        "no_backups": "Máy này không được sao lưu (không có máy sao lưu trong inventory).",
         "accounts": "5. Tài khoản sẽ bị khoá, thông báo hoặc xoá trong {days} ngày tới ({profile})",
         "no_accounts": "Không có.",
         "accounts_error": "Không đọc được danh bạ: {error}",
@@ -90,7 +97,7 @@ TEXTS = {
         "certs": "3. Certificates expiring within {days} days",
         "no_certs": "None. The nearest expiry is in {least} days.",
         "backups": "4. Backups",
-        "no_backups": "No backup information yet (backups are not deployed on this system).",
+        "no_backups": "This host is not backed up (the inventory has no backup host).",
         "accounts": "5. Accounts to be locked, noticed or deleted in the next {days} days ({profile})",
         "no_accounts": "None.",
         "accounts_error": "The directory could not be read: {error}",
@@ -232,9 +239,34 @@ def upcoming_accounts(today: date, days: int, lifecycle_config: str = LIFECYCLE_
 # --- the mail -------------------------------------------------------------------------------------
 
 
-def compose(config: Config, checks: list[dict], accounts: dict, logins: dict, today: date) -> tuple[str, str, str]:
-    """(status, subject, body) in the configured language."""
+def backup_rows(config: Config, now: datetime | None = None) -> list[dict[str, Any]] | None:
+    """The ``backup age`` row of this host (``govmail-backup list --json`` judged with the
+    configuration's ``backup_*_hours``), a critical row when the list fails, or None when this host
+    is not a backup client (no thresholds in the configuration or no ``govmail-backup``)."""
+    limits = (config.thresholds.get("backup_warning_hours"), config.thresholds.get("backup_critical_hours"))
+    program = shutil.which(health.BACKUP_PROGRAM)
+    if None in limits or program is None:
+        return None
+    try:
+        completed = subprocess.run(
+            [program, "list", "--json"], capture_output=True, text=True, check=False, timeout=300
+        )
+        archives = json.loads(completed.stdout) if completed.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        archives, completed = None, None
+    if not isinstance(archives, list):
+        lines = (completed.stderr.strip().splitlines() if completed else []) or ["no answer"]
+        detail = f"the archives cannot be listed: {lines[-1].removeprefix(health.BACKUP_PROGRAM + ': ')}"
+        return [health.check("critical", config.host, "backup", "backup age", detail)]
+    return [health.judge_backup(config.host, archives, limits, now or datetime.now(UTC))]
+
+
+def compose(
+    config: Config, checks: list[dict], accounts: dict, logins: dict, today: date, backups: list[dict] | None = None
+) -> tuple[str, str, str]:
+    """(status, subject, body) in the configured language; ``backups`` as :func:`backup_rows`."""
     text = TEXTS[config.language]
+    checks = [*checks, *(backups or [])]
     status = health.worst(row["status"] for row in checks)
     subject = text["subject"].format(hostname=config.hostname, day=today.isoformat(), status=text["status"][status])
     lines = [text["intro"].format(host=config.host, hostname=config.hostname), ""]
@@ -257,7 +289,11 @@ def compose(config: Config, checks: list[dict], accounts: dict, logins: dict, to
     if not near:
         least = min((row["data"]["certificate_days_left"] for row in expiring), default="?")
         lines.append(text["no_certs"].format(least=least))
-    lines += ["", text["backups"], text["no_backups"]]
+    lines += ["", text["backups"]]
+    if backups is None:
+        lines.append(text["no_backups"])
+    for row in backups or []:
+        lines.append(f"- [{text['status'][row['status']]}] {row['host']}: {row['detail']}")
     lines += ["", text["accounts"].format(days=config.lookahead_days, profile=accounts.get("profile") or "?")]
     if accounts.get("error"):
         lines.append(text["accounts_error"].format(error=accounts["error"]))
@@ -307,7 +343,8 @@ def report(config: Config, *, today: date | None = None, send_mail: bool = False
     checks = health.judge(config.host, spec, probe.probe(spec), config.thresholds)
     accounts = upcoming_accounts(today, config.lookahead_days) if "ldap" in config.groups else {"accounts": []}
     logins = failed_logins(journal_lines(config.failed_login_hours), config.failed_login_top)
-    status, subject, body = compose(config, checks, accounts, logins, today)
+    backups = backup_rows(config)
+    status, subject, body = compose(config, checks, accounts, logins, today, backups)
     message_id = send(config, subject, body) if send_mail else None
     return {
         "date": today.isoformat(),
@@ -320,7 +357,7 @@ def report(config: Config, *, today: date | None = None, send_mail: bool = False
         "accounts": accounts.get("accounts", []),
         "accounts_error": accounts.get("error"),
         "failed_logins": logins,
-        "backups": None,
+        "backups": backups,
     }
 
 

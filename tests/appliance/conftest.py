@@ -105,6 +105,15 @@ def mail_host():
 # --- connections ---------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+def fresh_backup(mail_host):
+    """A backup of the mail host taken now (a fresh stack has none until its first nightly run, and
+    `govmail check` and the daily mail judge its age); ``govmail-backup run --json``'s report."""
+    backed_up = mail_host.run("govmail-backup run --json")
+    assert backed_up.rc == 0, backed_up.stderr
+    return json.loads(backed_up.stdout)
+
+
 @pytest.fixture
 def smtp(address, hostname, port):
     """Unauthenticated client on port 25, as another mail server would connect."""

@@ -65,14 +65,6 @@ def _on_host(command: str, input: str | None = None) -> subprocess.CompletedProc
 
 
 @pytest.fixture(scope="module")
-def fresh_backup():
-    """A backup of the mail host taken now (a fresh stack has none until its first nightly run)."""
-    backed_up = _on_host("govmail-backup run --json")
-    assert backed_up.returncode == 0, backed_up.stderr
-    return json.loads(backed_up.stdout)
-
-
-@pytest.fixture(scope="module")
 def healthy(check, fresh_backup):
     """The report of the stack as converged and backed up (one run shared by the tests that read it)."""
     return check()

@@ -21,8 +21,8 @@ SECTIONS = (
 
 
 @pytest.fixture(scope="module")
-def sent(govmail, address, hostname, port, tls, domain):
-    """One failed login of an unknown user, then the daily mail sent now; its JSON report."""
+def sent(govmail, address, hostname, port, tls, domain, fresh_backup):
+    """One failed login of an unknown user, then the daily mail sent now (after a backup); its JSON report."""
     stranger = f"khongco{uuid.uuid4().hex[:8]}@{domain}"
     assert not imap_login_ok(address, hostname, port, tls, stranger, "Sai-mat-khau-1!")
     return ok_json(govmail("daily-mail", "--send", "--json"))
@@ -45,6 +45,13 @@ def test_the_daily_mail_arrives_in_vietnamese_with_its_sections(sent, imaps, bob
     assert "Không có: mọi kiểm tra đều đạt" in body
     assert re.search(r"- \d+ messages? in the queue", body)
     assert re.search(r"Không có\. Chứng chỉ gần hết hạn nhất còn \d+ ngày\.", body)
+
+
+def test_section_4_gives_the_age_of_the_mail_hosts_newest_backup(sent, fresh_backup):
+    [row] = sent["backups"]
+    assert (row["host"], row["status"]) == ("mail1", "ok")
+    assert row["data"]["archive"] == fresh_backup["archive"]
+    assert f"- [BÌNH THƯỜNG] mail1: latest archive {fresh_backup['archive']} is " in sent["body"]
 
 
 def test_failed_logins_are_counted_with_the_client_address(sent):

@@ -4,7 +4,7 @@ Postfix 3.10 write them, the accounts due in the next days, the Vietnamese mail 
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -124,3 +124,41 @@ def test_a_bad_configuration_is_named(tmp_path, change, message):
     path.write_text(json.dumps(data))
     with pytest.raises(daily.DailyMailError, match=message):
         daily.Config.load(path)
+
+
+def fake_backup_program(tmp_path, monkeypatch, stdout: str, status: int = 0) -> None:
+    """A ``govmail-backup`` on PATH that answers ``list --json`` with ``stdout``."""
+    program = tmp_path / "govmail-backup"
+    program.write_text(f"#!/bin/sh\ncat <<'JSON'\n{stdout}\nJSON\necho 'govmail-backup: rest-server refused' >&2\n"
+                       f"exit {status}\n")  # fmt: skip
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+
+
+BACKUP_LIMITS = {**THRESHOLDS, "backup_warning_hours": 26, "backup_critical_hours": 50}
+
+
+def test_section_4_gives_the_age_of_this_hosts_newest_archive(tmp_path, monkeypatch):
+    archives = [{"archive": "a1", "time": "2026-11-27T01:00:00Z", "mailboxes": 3, "messages": 9},
+                {"archive": "a2", "time": "2026-11-28T01:00:00Z", "mailboxes": 3, "messages": 10}]  # fmt: skip
+    fake_backup_program(tmp_path, monkeypatch, json.dumps(archives))
+    rows = daily.backup_rows(config(thresholds=BACKUP_LIMITS), now=datetime(2026, 11, 29, 7, 0, tzinfo=UTC))
+    assert [(row["status"], row["data"]["archive"]) for row in rows] == [("warning", "a2")]
+    logins = daily.failed_logins([], 5)
+    status, _, body = daily.compose(config(), [], {"accounts": []}, logins, date(2026, 11, 29), rows)
+    assert status == "warning"
+    section = body.split("4. Sao lưu\n", 1)[1].split("\n\n", 1)[0]
+    assert section.startswith("- [CẢNH BÁO] mail1: latest archive a2 is 30.0 hours old")
+    assert "- [CẢNH BÁO] backup / backup age: latest archive a2" in body  # also among the failures
+
+
+def test_a_backup_list_that_fails_is_critical_and_a_host_without_backups_says_so(tmp_path, monkeypatch):
+    fake_backup_program(tmp_path, monkeypatch, "", status=1)
+    rows = daily.backup_rows(config(thresholds=BACKUP_LIMITS))
+    assert rows[0]["status"] == "critical"
+    assert rows[0]["detail"] == "the archives cannot be listed: rest-server refused"
+    assert daily.backup_rows(config()) is None  # no thresholds: not a backup client
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert daily.backup_rows(config(thresholds=BACKUP_LIMITS)) is None  # no govmail-backup here
+    _, _, body = daily.compose(config(), [], {"accounts": []}, daily.failed_logins([], 5), date(2026, 11, 29), None)
+    assert "4. Sao lưu\nMáy này không được sao lưu (không có máy sao lưu trong inventory)." in body
