@@ -3,7 +3,9 @@
 Plain HTTP only redirects to https://<mail host name>/ (the CRL path excepted: test_crl.py); HTTPS
 serves Roundcube in Vietnamese with the appliance's certificate (TLS versions and the certificate:
 test_tls.py, the auditor's scan: test_tls_scan.py), the security headers and hardened session
-cookies. The browser tests are in test_webmail_browser.py.
+cookies. The address book's search attribute (``govmailAsciiName``) is found without diacritics,
+for the seeded directory and for a person `account add` creates. The browser tests are in
+test_webmail_browser.py.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import socket
 
 import pytest
+from conftest import site_base_dn
 
 
 def _https(address, port, hostname, tls) -> http.client.HTTPSConnection:
@@ -110,3 +113,29 @@ def test_roundcube_internals_are_not_served(address, port, hostname, tls, path):
         assert _get(connection, path, hostname).status in (403, 404)
     finally:
         connection.close()
+
+
+# --- the address book's search without diacritics (M9): what Roundcube's LDAP address book sends --
+
+
+def _address_book_search(ldap_admin, words: str) -> list[str]:
+    """The names a Roundcube search for ``words`` finds: per word (cn|mail|govmailAsciiName)=*word*, ANDed."""
+    from ldap3.utils.conv import escape_filter_chars
+
+    groups = "".join(
+        f"(|(cn=*{w}*)(mail=*{w}*)(govmailAsciiName=*{w}*))" for w in map(escape_filter_chars, words.split())
+    )
+    base, wanted = f"ou=agencies,{site_base_dn()}", f"(&(objectClass=govmailMailbox)(govmailStatus=active){groups})"
+    ldap_admin.search(base, wanted, attributes=["cn"])
+    return [str(entry.cn) for entry in ldap_admin.entries]
+
+
+@pytest.mark.parametrize("words", ["nguyen van long", "long", "Nguyễn", "NGUYEN Văn"])
+def test_the_seeded_directory_is_found_without_diacritics(ldap_admin, words):
+    assert "Nguyễn Văn Long" in _address_book_search(ldap_admin, words)
+
+
+def test_account_add_writes_the_name_without_diacritics(new_agency, ldap_admin):
+    agency = new_agency("Phòng Thử nghiệm Danh bạ", "danhba")
+    agency.person("Đặng Thị Hạnh")
+    assert "Đặng Thị Hạnh" in _address_book_search(ldap_admin, "dang thi hanh")

@@ -173,3 +173,30 @@ def test_a_5_mb_attachment_sent_from_the_browser_arrives_byte_identical(person, 
     parts = [p for p in message.iter_attachments() if p.get_filename() == attachment.name]
     assert message["Subject"] == subject and len(parts) == 1
     assert hashlib.sha256(parts[0].get_content()).hexdigest() == hashlib.sha256(payload).hexdigest()
+
+
+# what a person types in the To: field -> the name the address book must offer (M9)
+AUTOCOMPLETE = {
+    "nguyen van long": "Nguyễn Văn Long",
+    "long": "Nguyễn Văn Long",
+    "Nguyễn": "Nguyễn Văn Long",
+    "le duc": "Lê Đức",
+}
+
+
+@pytest.mark.parametrize("typed", AUTOCOMPLETE, ids=[t.replace(" ", "_") for t in AUTOCOMPLETE])
+def test_compose_autocomplete_finds_a_colleague_typed_without_diacritics(person, creds, typed):
+    writer = next(a for a in creds["accounts"] if a.get("name") == "Trần Thị Thu Hương")
+    wanted = AUTOCOMPLETE[typed]
+    colleague = next(a for a in creds["accounts"] if a.get("name") == wanted)
+    me = person(writer)
+    me.log_in()
+    page = me.page
+    with me.step(f"autocomplete-{typed}"):
+        me.compose()
+        field = page.locator("#compose_to input").first
+        field.wait_for()
+        field.press_sequentially(typed, delay=50)
+        offer = page.locator("#rcmKSearchpane li", has_text=wanted)
+        offer.first.wait_for()
+        assert colleague["address"] in offer.first.inner_text()
