@@ -1,4 +1,4 @@
-"""The webmail in a real browser, as a person uses it (issue 12, REQUIREMENTS A1, A5, M7).
+"""The webmail in a real browser, as a person uses it (issue 12, REQUIREMENTS A1, A5, M7, M9).
 
 Debian's chromium (``/usr/bin/chromium``, installed by scripts/setup.sh), headless, driven by
 Playwright from PyPI; nothing downloads a browser. One browser for the module; each person gets a
@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 from conftest import PROJECT_DIR
+from playwright import sync_api as playwright_api
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+from govmail.inventory import Site
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("GOVMAIL_ARTIFACTS_DIR") or PROJECT_DIR / ".lab" / "artifacts" / "browser")
@@ -129,7 +130,8 @@ def test_login_shows_the_mailbox_in_vietnamese(person, alice):
     me.log_in()
     with me.step("inbox-in-vietnamese"):
         assert me.page.locator("html").get_attribute("lang") == "vi"
-        assert me.page.locator("#mailboxlist li.inbox a").first.inner_text().strip() == "Hộp thư"
+        inbox = me.page.locator("#mailboxlist li.inbox a").first.inner_text()  # name, then any unread count
+        assert inbox.splitlines()[0].strip() == "Hộp thư"
         assert me.page.locator("#taskmenu a.compose").first.inner_text().strip() == "Soạn thư"
 
 
@@ -148,6 +150,12 @@ def test_a_5_mb_attachment_sent_from_the_browser_arrives_byte_identical(person, 
         page.locator("#compose_to input").first.fill(bob["address"] + ", ")
         page.fill("#compose-subject", subject)
         page.fill("#composebody", "Kính gửi anh/chị,\nBáo cáo đính kèm.\n")
+    with sender.step("upload-limit-shown"):  # M7: the one shared fact, as Roundcube tells the person
+        limit_mb = int(Site(PROJECT_DIR / "inventories" / "lab", PROJECT_DIR).value("govmail_attachment_limit_mb"))
+        assert page.evaluate("rcmail.env.max_filesize") == limit_mb * 1024 * 1024
+        assert page.locator(".hint", has_text="tối đa").first.inner_text().strip() == (
+            f"Dung lượng tập tin tối đa cho phép là {limit_mb} MB"
+        )
     with sender.step("attach-5-mb"):
         page.locator("input[type=file][name='_attachments[]']").first.set_input_files(str(attachment))
         page.wait_for_selector(f"#attachment-list li:not(.uploading) >> text={attachment.name}")
