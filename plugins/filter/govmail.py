@@ -26,6 +26,15 @@ except ImportError:  # ansible-playbook from a Python without the package: use t
     from govmail.errors import GovmailError
 
 
+def govmail_fold(text: str) -> str:
+    """A name without diacritics, lower case (``"Đặng Thị Hạnh"`` -> ``"dang thi hanh"``): govmail.naming.fold.
+
+    What the directory keeps in ``govmailAsciiName`` so that a search typed without diacritics finds
+    the entry (REQUIREMENTS M9; OpenLDAP's substring match ignores case, not accents).
+    """
+    return naming.fold(str(text))
+
+
 def govmail_base_dn(domain: str) -> str:
     """``quangtri.gov.vn`` -> ``dc=quangtri,dc=gov,dc=vn`` (one ``dc`` per label)."""
     try:
@@ -114,4 +123,5 @@ class FilterModule:
             "govmail_minimum_quota": govmail_minimum_quota,
             "govmail_revocations": govmail_revocations,
             "govmail_issued_path": govmail_issued_path,
+            "govmail_fold": govmail_fold,
         }

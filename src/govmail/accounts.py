@@ -11,7 +11,8 @@ What an account is in the directory (``roles/openldap/README.md``):
   ``description`` the full name; it is named here by its mailbox's local part: ``sokhcn``,
   or ``vp.sokhcn`` for the sub-unit ``vp`` of ``sokhcn``;
 - a mailbox is ``uid=<local part>,<agency DN>`` with the classes ``inetOrgPerson`` and
-  ``govmailMailbox``: ``cn``/``displayName`` (full name), ``sn`` (family name, or the agency's
+  ``govmailMailbox``: ``cn``/``displayName`` (full name), ``govmailAsciiName`` (the full name
+  folded to lower-case ASCII: searches without diacritics, M9), ``sn`` (family name, or the agency's
   name), ``givenName`` (people), ``mail``, ``govmailKind``, ``govmailStatus`` and
   ``govmailStatusChanged``, optional ``govmailQuota`` (bytes), ``govmailAlias``,
   ``govmailDelegateFor`` (on a clerk's entry: the agency mailboxes the clerk uses, see
@@ -378,6 +379,8 @@ def _mailbox_attributes(plan: Plan, password_hash: str, now: str) -> dict[str, A
         "uid": plan.uid,
         "cn": plan.name,
         "displayName": plan.name,
+        # the name without diacritics, for searches typed without them (address book, M9)
+        "govmailAsciiName": naming.fold(plan.name),
         "sn": plan.family if plan.kind == "personal" else plan.name,
         "mail": plan.address,
         "govmailKind": plan.kind,

@@ -9,7 +9,7 @@ import warnings
 import clients
 import pytest
 
-IMPLICIT_TLS = ["submissions", "imaps", "pop3s", "ldaps"]
+IMPLICIT_TLS = ["submissions", "imaps", "pop3s", "ldaps", "https"]
 OLD_VERSIONS = {"TLSv1.0": "TLSv1", "TLSv1.1": "TLSv1_1"}
 
 

@@ -1,7 +1,7 @@
 """Every TLS port passes an auditor's scan (issue 15, REQUIREMENTS C8).
 
-Debian's testssl.sh scans all ten TLS ports of the stack at once (``tls_scan``); each test reads
-the findings. A finding at LOW or above that is not in the one accepted list
+Debian's testssl.sh scans all eleven TLS ports of the stack (the webmail's 443 too) at once
+(``tls_scan``); each test reads the findings. A finding at LOW or above that is not in the one accepted list
 (``files/tls-accepted-findings.yml``, each entry with its reason) fails the test of its port.
 """
 

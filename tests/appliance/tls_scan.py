@@ -40,9 +40,11 @@ TLS_SERVICES: dict[str, str | None] = {
     "managesieve": "sieve",
     "ldap": "ldap",
     "ldaps": None,
+    "https": None,
 }
 # Checks: an auditor's default run, less client simulation (-c: minutes per port, and nothing it
-# finds that -p -s -P -S -f do not) and the HTTP checks (-h: no HTTP here). The full set runs on
+# finds that -p -s -P -S -f do not) and the HTTP checks (-h: the webmail's headers are tested in
+# test_webmail.py). The full set runs on
 # one port of each server program (Postfix, Dovecot, slapd), whose other ports share its TLS library
 # and settings: there the vulnerability, cipher-category and forward-secrecy checks (-U -s -f) would
 # only repeat themselves, so they get protocols, server preference and certificate (-p -P -S), which

@@ -124,6 +124,24 @@ def test_new_person_gets_the_profile_address_and_a_forced_initial_password(direc
     passwords.check(result["initial_password"], profile=QT)
 
 
+@pytest.mark.parametrize(
+    ("name", "folded"),
+    [("Nguyễn Văn Long", "nguyen van long"), ("Đặng Thị Hạnh", "dang thi hanh"), ("Văn phòng Sở", "van phong so")],
+)
+def test_new_mailbox_keeps_its_name_without_diacritics_for_searches(directory, name, folded):
+    if name.startswith("Văn phòng"):
+        result = accounts.add_agency(directory, name, "vpso", profile=QT, parent="sokhcn")
+    else:
+        result = accounts.add_person(directory, name, "sokhcn", profile=QT)
+    assert entry(directory, result["dn"])["govmailasciiname"] == [folded]
+
+
+def test_import_writes_the_name_without_diacritics_too(directory, tmp_path):
+    path = csv_file(tmp_path, "Họ và tên,Cơ quan\nĐặng Thị Hạnh,sokhcn\n")
+    result = account_import.import_file(directory, path, profile=QT)
+    assert entry(directory, result["rows"][0]["dn"])["govmailasciiname"] == ["dang thi hanh"]
+
+
 def test_namesake_gets_the_next_number(directory):
     assert (
         accounts.add_person(directory, "Nguyễn Văn Long", "sokhcn", profile=QT)["address"] == f"nguyenvanlong1@{DOMAIN}"
