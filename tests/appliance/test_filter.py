@@ -81,11 +81,11 @@ def test_mail_between_the_thresholds_is_marked_and_filed_into_junk(smtp, imaps, 
     assert imap_fetch(inbox, message["Message-ID"]) is None
 
 
-def test_a_spam_header_written_by_the_sender_does_not_file_clean_mail_into_junk(smtp, imaps, bob):
-    smtp.ehlo("mx.example.org")
-    message = make_message(OUTSIDER, bob["address"], "Công văn", "Kính gửi anh chị.\n")
+def test_a_spam_header_written_by_the_sender_is_removed_and_does_not_file_mail_into_junk(submission, imaps, alice, bob):
+    submission.login(alice["address"], alice["password"])
+    message = make_message(alice["address"], bob["address"], "Công văn", "Kính gửi anh chị.\n")
     message[SPAM_HEADER] = "Yes"
-    assert send(smtp, OUTSIDER, bob["address"], message)[0] == 250
+    assert send(submission, alice["address"], bob["address"], message)[0] == 250
     inbox = imaps(bob)
     stored = clients.wait_for(lambda: imap_fetch(inbox, message["Message-ID"]), what="the message in INBOX")
     assert parse(stored)[SPAM_HEADER] is None

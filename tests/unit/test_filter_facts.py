@@ -51,7 +51,8 @@ def test_test_patterns_stay_off_unless_the_inventory_turns_them_on(site_with):  
 
 def test_the_inventorys_banned_extensions_and_encrypted_archive_policy_reach_the_filters_rule(site_with):  # noqa: F811
     site = site_with(
-        "---\nfilter_banned_extensions: [EXE, docm]\nfilter_encrypted_archive_policy: {inbound: reject, outbound: warn}\n"
+        "---\nfilter_banned_extensions: [EXE, docm]\n"
+        "filter_encrypted_archive_policy: {inbound: reject, outbound: warn}\n"
     )
     rule = RoleView(site, "filter").render("etc/rspamd/lua.local.d/govmail_attachments.lua.j2")
     assert re.findall(r'^  \["(\w+)"\] = true,$', rule, flags=re.M) == ["exe", "docm"]
