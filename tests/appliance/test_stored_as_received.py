@@ -17,7 +17,9 @@ import clients
 import pytest
 from conftest import imap_fetch
 
-TRACE_HEADERS = (b"return-path", b"delivered-to", b"received")
+# Authentication-Results, added by the content filter (roles/filter), is a trace field too
+# (RFC 8601 section 2.1): it goes on top, like Received.
+TRACE_HEADERS = (b"return-path", b"delivered-to", b"received", b"authentication-results")
 SENDER = "van.thu@ubnd.example.org"
 
 
