@@ -123,7 +123,13 @@ def test_smtputf8_is_refused_at_mail_from_unless_it_can_be_delivered(kind, smtp,
 LONG_LINE = ("Nội dung một dòng rất dài không xuống dòng " * 120).encode()  # ~6 KB, > 998 octets
 ATTACHMENT = base64.encodebytes(os.urandom(30000)).replace(b"\n", b"\r\n")
 
-CC_5000 = b",\r\n\t".join(b"don.vi.%04d@so.example.org" % n for n in range(5000))  # 150 KB, folded
+
+def _address_list(first: int, count: int) -> bytes:
+    """``count`` addresses folded one per line: 30 bytes each."""
+    return b",\r\n\t".join(b"don.vi.%04d@so.example.org" % n for n in range(first, first + count))
+
+
+CC_5000 = _address_list(0, 5000)  # 150 KB in one header
 
 SHAPES = {
     "long_body_line_8bit": (
@@ -139,9 +145,15 @@ SHAPES = {
         [b"Subject: Long header", b"X-Recipients-List: " + b", ".join(b"u%03d@so.example.org" % n for n in range(60))],
         b"Body.\r\n",
     ),
-    # a circular to every unit of the province: a header block over Postfix's default 100 KB
+    # a circular to every unit of the province: a header block over Postfix's default 100 KB, in
+    # headers under the 60,000 bytes at which Postfix cuts one for the milter (see below)
     "header_block_of_150_kb": (
-        [b"Subject: Cong van gui 5000 don vi", b"Cc: " + CC_5000],
+        [
+            b"Subject: Cong van gui 5000 don vi",
+            b"Cc: " + _address_list(0, 1900),
+            b"X-Don-Vi-Nhan: " + _address_list(1900, 1900),
+            b"X-Don-Vi-Nhan-Tiep: " + _address_list(3800, 1200),
+        ],
         b"Body.\r\n",
     ),
     "utf8_body_8bit": (
@@ -198,6 +210,24 @@ def test_message_arrives_over_port_25_byte_for_byte(shape, smtp, imaps, bob):
     smtp.ehlo("mx.example.org")
     _deliver(smtp, bob["address"], raw, options=["BODY=8BITMIME"])
     _trace_prefix(_stored(imaps, bob, message_id), raw)
+
+
+@pytest.mark.parametrize("kind", ["mx", "submission"])
+def test_a_header_postfix_would_cut_for_the_filter_is_refused_not_stored_cut(kind, smtp, submission, imaps, alice, bob):
+    """With a milter, Postfix's cleanup cuts any single header at 60,000 bytes without a word
+    (cleanup_message.c, KLUDGE_HEADER_LIMIT): such a message is refused at the end of DATA."""
+    client, sender = _session(kind, smtp, submission, alice)
+    raw, message_id = _message(bob["address"], [b"Subject: Cong van gui 5000 don vi", b"Cc: " + CC_5000], b"Body.\r\n")
+    if kind == "submission":
+        raw = raw.replace(f"From: Van thu <{SENDER}>".encode(), f"From: <{alice['address']}>".encode())
+    assert client.mail(sender)[0] == 250
+    assert client.rcpt(bob["address"])[0] == 250
+    code, text = client.data(raw)
+    assert (code, text) == (
+        550, b"5.6.0 A header line of this message is longer than 60000 bytes / Dong tieu de thu qua dai: "
+             b"split the address list",
+    )  # fmt: skip
+    assert imap_fetch(imaps(bob), message_id) is None
 
 
 @pytest.mark.parametrize("shape", ["long_body_line_8bit", "utf8_body_8bit", "base64_attachment"])
