@@ -283,7 +283,9 @@ class Drill:
             for number in client.search(None, "ALL")[1][0].split():
                 data = client.fetch(number, "(BODY.PEEK[])")[1]
                 body = next(part[1] for part in data if isinstance(part, tuple))
-                if hashlib.sha256(body).hexdigest() not in known:
+                # Dovecot stores LF line ends and sends CRLF (RFC 3501): either form may be the file's
+                forms = {hashlib.sha256(body).hexdigest(), hashlib.sha256(body.replace(b"\r\n", b"\n")).hexdigest()}
+                if not forms & known:
                     found.append(f"{account['address']}: INBOX message {number.decode()} read over IMAP is not "
                                  "in the manifest")  # fmt: skip
             return found
