@@ -13,10 +13,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 from pathlib import Path
 
+import clients
 import pytest
-from conftest import MAIL_CONTAINER, OFFSET, PROJECT_DIR, _govmail_command, ok_json
+from clients import wait_for
+from conftest import MAIL_CONTAINER, OFFSET, PROJECT_DIR, _govmail_command, make_message, ok_json
+from test_backup import OUTSIDER, open_imaps
 
 PREFIX = MAIL_CONTAINER.removesuffix("-mail1") + "-drill"
 SUBNET = os.environ.get("GOVMAIL_DRILL_SUBNET", "172.29.51.0/24")
@@ -36,8 +40,16 @@ def on_mail_host(script: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def drill(govmail, cli_env, tmp_path_factory):
-    """One drill of a fresh archive: (exit status, JSON report, stderr)."""
+def drill(govmail, cli_env, tmp_path_factory, address, hostname, port, tls, alice):
+    """One drill of a fresh archive holding mail for alice: (exit status, JSON report, stderr)."""
+    tag = uuid.uuid4().hex[:8]
+    with clients.SMTP(address, hostname, port("smtp")) as smtp:
+        smtp.ehlo("mx.example.org")
+        assert smtp.send_message(make_message(OUTSIDER, alice["address"], f"Diễn tập {tag}", "Nội dung\n")) == {}
+    client = open_imaps(address, hostname, port, tls, alice)
+    client.select("INBOX")
+    wait_for(lambda: len(client.search(None, "SUBJECT", tag)[1][0].split()) == 1, what="the delivery")
+    client.logout()
     archive = ok_json(govmail("backup", "run", "--json"))["archive"]
     reports = tmp_path_factory.mktemp("drill")
     result = subprocess.run(
@@ -56,6 +68,7 @@ def test_a_drill_of_a_healthy_archive_passes(drill):
     assert report["archive"] == drill["archive"]
     assert report["mismatches"] == []
     assert report["mailboxes"] and all(row["ok"] for row in report["mailboxes"])
+    assert sum(row["messages"] for row in report["mailboxes"]) >= 1
     assert report["directory"]["ok"] and report["directory"]["entries"] > 0
 
 
