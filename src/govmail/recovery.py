@@ -35,6 +35,7 @@ import os
 import tarfile
 from pathlib import Path
 
+from . import pki
 from .errors import GovmailError
 
 
@@ -73,12 +74,19 @@ def pack(secrets_dir: Path | str) -> str:
     return base64.b64encode(raw.getvalue()).decode("ascii")
 
 
+#: Files written only when missing: the CA's record of the certificate it last issued to each
+#: host (govmail.pki). A host restored onto a new machine gets a new certificate from the same
+#: CA; ``govmail cert revoke`` must keep finding that one, not the archived one.
+KEPT_IF_PRESENT = (f"{pki.ca_dir('').as_posix()}/{pki.ISSUED_DIR}/",)
+
+
 def unpack(bundle: str, secrets_dir: Path | str) -> list[str]:
     """Write the files of a :func:`pack` bundle into ``secrets_dir``; returns the paths it changed.
 
-    A file whose bytes and mode already match is left alone, so unpacking twice changes nothing.
-    Directories are created 0700. Raises :class:`RecoveryError` for text that is not a bundle or
-    a member that would land outside ``secrets_dir``.
+    The archive's secrets win over ones generated since (a converge run before the restore), except
+    :data:`KEPT_IF_PRESENT`. A file whose bytes and mode already match is left alone, so unpacking
+    twice changes nothing. Directories are created 0700. Raises :class:`RecoveryError` for text
+    that is not a bundle or a member that would land outside ``secrets_dir``.
     """
     root = Path(secrets_dir)
     try:
@@ -97,6 +105,8 @@ def unpack(bundle: str, secrets_dir: Path | str) -> list[str]:
     changed = []
     for name, mode, content in members:
         target = root / name
+        if target.is_file() and name.startswith(KEPT_IF_PRESENT):
+            continue
         if target.is_file() and target.read_bytes() == content and (target.stat().st_mode & 0o777) == mode:
             continue
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -100,3 +100,13 @@ def test_the_command_prints_the_changed_files_as_json(secrets, tmp_path, capsys)
     assert len(json.loads(capsys.readouterr().out)) == 4
     assert recovery.main(["unpack", str(tmp_path / "missing"), str(tmp_path / "fresh")]) == 2
     assert "govmail.recovery:" in capsys.readouterr().err
+
+
+def test_unpack_keeps_the_cas_record_of_a_certificate_issued_since_the_archive(secrets, tmp_path):
+    fresh = tmp_path / "fresh"
+    (fresh / "pki" / "issued").mkdir(parents=True)
+    (fresh / "pki" / "issued" / "mail1.crt").write_text("issued to the new mail host after the archive")
+    changed = recovery.unpack(recovery.pack(secrets), fresh)
+    assert "pki/issued/mail1.crt" not in changed
+    assert (fresh / "pki" / "issued" / "mail1.crt").read_text() == "issued to the new mail host after the archive"
+    assert (fresh / "pki" / "ca.key").read_bytes() == (secrets / "pki" / "ca.key").read_bytes()
