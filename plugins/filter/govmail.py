@@ -18,11 +18,11 @@ from pathlib import Path
 from ansible.errors import AnsibleFilterError
 
 try:
-    from govmail import naming, pki, policy, sizes
+    from govmail import naming, pki, policy, recovery, sizes
     from govmail.errors import GovmailError
 except ImportError:  # ansible-playbook from a Python without the package: use the checkout's
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-    from govmail import naming, pki, policy, sizes
+    from govmail import naming, pki, policy, recovery, sizes
     from govmail.errors import GovmailError
 
 
@@ -110,9 +110,20 @@ def govmail_issued_path(ca_dir: str, host: str) -> str:
     return str(pki.issued_path(str(ca_dir), str(host)))
 
 
+def govmail_secrets_bundle(secrets_dir: str) -> str:
+    """The controller's secrets directory as a deterministic tar.gz in base64 (govmail.recovery.pack).
+
+    Encrypted with ``ansible.builtin.vault`` by roles/backup and archived with each backup.
+    """
+    try:
+        return recovery.pack(secrets_dir)
+    except GovmailError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
 class FilterModule:
     """govmail_base_dn, govmail_policy, govmail_bytes, govmail_minimum_quota, govmail_revocations,
-    govmail_issued_path."""
+    govmail_issued_path, govmail_secrets_bundle."""
 
     def filters(self) -> dict:
         return {
@@ -123,5 +134,6 @@ class FilterModule:
             "govmail_minimum_quota": govmail_minimum_quota,
             "govmail_revocations": govmail_revocations,
             "govmail_issued_path": govmail_issued_path,
+            "govmail_secrets_bundle": govmail_secrets_bundle,
             "govmail_fold": govmail_fold,
         }

@@ -132,3 +132,63 @@ def test_the_directory_digest_ignores_login_times_but_not_content(tmp_path):
     digest = backup.directory_manifest(first)["digest"]
     assert backup.directory_manifest(later)["digest"] == digest
     assert backup.directory_manifest(changed)["digest"] != digest
+
+
+# --- verification: the drill's proof ----------------------------------------------------------
+
+
+def _mailboxes(root):
+    return {
+        f"{home.name}@{home.parent.name}": backup.mailbox_manifest(home)
+        for home in sorted(root.glob("*/*"))
+        if (home / "Maildir").is_dir()
+    }
+
+
+DIRECTORY = {"entries": 3, "digest": "d" * 64}
+
+
+def test_an_identical_copy_has_no_mismatch(vmail):
+    manifest = {"mailboxes": _mailboxes(vmail), "directory": DIRECTORY}
+    report = backup.compare(manifest, _mailboxes(vmail), DIRECTORY)
+    assert report["mismatches"] == []
+    assert report["mailboxes"] == [
+        {"address": "alice@quangtri.gov.vn", "messages": 3, "ok": True},
+        {"address": "bob@quangtri.gov.vn", "messages": 1, "ok": True},
+    ]
+    assert report["directory"] == {"entries": 3, "ok": True}
+
+
+def test_an_altered_message_is_named_with_its_mailbox_and_folder_and_flags_do_not_count(vmail):
+    manifest = {"mailboxes": _mailboxes(vmail), "directory": DIRECTORY}
+    folder = vmail / "quangtri.gov.vn/alice/Maildir/B&AOE-o c&AOE-o/cur"
+    (folder / "3.M3.h,S=7:2,FS").write_bytes(b"threE\r\n")
+    (vmail / "quangtri.gov.vn/bob/Maildir/cur/4.M4.h:2,").rename(vmail / "quangtri.gov.vn/bob/Maildir/cur/4.M4.h:2,S")
+    report = backup.compare(manifest, _mailboxes(vmail), DIRECTORY)
+    assert len(report["mismatches"]) == 1
+    assert report["mismatches"][0].startswith(
+        "alice@quangtri.gov.vn: folder 'Báo cáo': message 3.M3.h,S=7 altered (sha256 "
+    )
+    assert [row["ok"] for row in report["mailboxes"]] == [False, True]
+
+
+def test_a_removed_message_a_lost_mailbox_and_another_directory_are_named(vmail):
+    manifest = {"mailboxes": _mailboxes(vmail), "directory": DIRECTORY}
+    (vmail / "quangtri.gov.vn/alice/Maildir/new/2.M2.h,S=5").unlink()
+    copy = _mailboxes(vmail)
+    del copy["bob@quangtri.gov.vn"]
+    report = backup.compare(manifest, copy, {"entries": 2, "digest": "e" * 64})
+    assert report["mismatches"] == [
+        "alice@quangtri.gov.vn: folder 'INBOX': message 2.M2.h,S=5 missing",
+        "bob@quangtri.gov.vn: mailbox missing (1 messages in the manifest)",
+        "directory: 2 entries, digest eeeeeeeeeeee... here, the manifest says 3 entries, digest dddddddddddd...",
+    ]
+    assert report["directory"] == {"entries": 3, "ok": False}
+
+
+def test_a_message_the_manifest_does_not_know_is_named(vmail):
+    manifest = {"mailboxes": _mailboxes(vmail), "directory": DIRECTORY}
+    write(vmail / "quangtri.gov.vn/bob/Maildir/new/5.M5.h,S=4", b"new\r\n")
+    assert backup.compare(manifest, _mailboxes(vmail), DIRECTORY)["mismatches"] == [
+        "bob@quangtri.gov.vn: folder 'INBOX': message 5.M5.h,S=4 not in the manifest"
+    ]

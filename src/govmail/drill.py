@@ -1,0 +1,439 @@
+"""The restore drill (issue 11, REQUIREMENTS O1 and A4): prove an archive brings the appliance back.
+
+``govmail drill`` builds a **disposable stack** beside the running one: one container per host of
+the site's inventory, from the base image, on a Docker network of its own (``--subnet``, default
+172.29.51.0/24), named ``<prefix>-<inventory name>`` (default prefix ``govmail-drill``), with the
+restored mail host's SMTP and IMAPS published on 127.0.0.1 at ``--port-base`` + port (default
+51000: 51025, 51993). Within that network each container answers to its inventory name, so the
+drill's inventory is the site's own (same host names, same group_vars, vault included) with only
+``ansible_host`` pointing at the drill's containers: the restore runs **the same
+playbooks/restore.yml** a real restore onto new hosts runs, with its own secrets directory holding
+only what an operator keeps (``backup-repository``, ``backup-recovery``).
+
+Phases (each on stderr as it starts and ends; durations in the report):
+
+1. ``create``: network and containers (leftovers of an earlier drill with the same prefix are
+   removed first; nothing else is touched).
+2. ``copy``: the directory host's repository is copied (read-only ``tar``) from the site's backup
+   host into the drill's backup container, at the same path.
+3. ``restore``: ``ansible-playbook playbooks/restore.yml`` (log: ``<report>/restore.log``).
+4. ``verify``: ``govmail-backup verify --live`` on the restored host: every mailbox's and folder's
+   messages (SHA-256 of each) and the directory's entries against the archive's manifest.
+5. ``login``: a seeded user logs in over IMAPS with the password the site's secrets hold (the
+   restored CA verifies the restored host) and reads INBOX: each message's bytes are in the
+   manifest.
+6. ``delivery``: a message sent to that user on port 25 of the restored stack is in INBOX.
+
+RTO: from the start to the end of ``delivery``; RPO: the archive's age at the start; A4's bound:
+4 working hours (:data:`RTO_BOUND_SECONDS`). The disposable stack is always removed (phase
+``remove``, not part of the RTO). Errors: :class:`DrillError` (one line) when the drill cannot
+run; a drill that ran and found differences returns ``result: "fail"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import imaplib
+import itertools
+import json
+import os
+import shlex
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import contract, remote
+from .errors import GovmailError
+from .inventory import Site
+
+#: A4 (REQUIREMENTS.md): an outage of more than 4 working hours forces agencies back to paper.
+RTO_BOUND_SECONDS = 4 * 3600
+DEFAULT_PREFIX = "govmail-drill"
+DEFAULT_SUBNET = "172.29.51.0/24"
+DEFAULT_PORT_BASE = 51000
+DEFAULT_IMAGE = "govmail/trixie-systemd:latest"
+PUBLISHED = {"smtp": 25, "imaps": 993}
+#: What an operator keeps away from the appliance, in a lab-style secrets directory.
+KEPT = ("backup-repository", "backup-recovery")
+OUTSIDER = "drill@ubnd.example.org"
+
+
+class DrillError(GovmailError):
+    """The drill could not run (Docker, the inventory, the restore playbook): one line."""
+
+
+@dataclass
+class Options:
+    prefix: str = DEFAULT_PREFIX
+    subnet: str = DEFAULT_SUBNET
+    port_base: int = DEFAULT_PORT_BASE
+    image: str = DEFAULT_IMAGE
+
+
+@dataclass
+class Phases:
+    """Times each phase and tells stderr; ``rows`` is ``[{"name", "seconds"}]``."""
+
+    say: Callable[[str], None]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def run(self, name: str, action: Callable[[], Any]) -> Any:
+        self.say(f"drill: {name}...")
+        started = time.monotonic()
+        try:
+            return action()
+        finally:
+            seconds = round(time.monotonic() - started, 1)
+            self.rows.append({"name": name, "seconds": seconds})
+            self.say(f"drill: {name} done in {seconds}s")
+
+
+def _docker(*args: str, check: bool = True, timeout: int = 600) -> str:
+    try:
+        completed = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DrillError(f"docker {args[0]} failed: {exc}") from None
+    if check and completed.returncode != 0:
+        raise DrillError(f"docker {' '.join(args[:2])} failed: {completed.stderr.strip()[-200:]}")
+    return completed.stdout.strip()
+
+
+class Drill:
+    """One drill of ``archive`` of the site ``inventory_dir`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        inventory_dir: Path,
+        project_dir: Path,
+        secrets_dir: Path,
+        report_dir: Path,
+        options: Options,
+        say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    ) -> None:
+        self.site = Site(inventory_dir, project_dir)
+        self.inventory_dir, self.project_dir, self.secrets_dir = inventory_dir, project_dir, secrets_dir
+        self.report_dir, self.options = report_dir, options
+        self.phases = Phases(say)
+        self.network = f"{options.prefix}-net"
+        hosts: dict[str, list[str]] = {}
+        for group in ("ldap", "mx", "mailstore", "webmail", "filter", "backup"):
+            for host in self.site.hosts(group):
+                hosts.setdefault(str(host), []).append(group)
+        self.groups = hosts
+        self.directory_host = str(self.site.first_host("ldap"))
+        self.backup_host = str(self.site.first_host("backup"))
+        self.mail_host = str((self.site.hosts("mx") or [self.directory_host])[0])
+
+    def container(self, host: str) -> str:
+        return f"{self.options.prefix}-{host}"
+
+    # --- phases ----------------------------------------------------------------------------
+
+    def remove(self) -> None:
+        for host in self.groups:
+            _docker("rm", "--force", "--volumes", self.container(host), check=False)
+        _docker("network", "rm", self.network, check=False)
+
+    def create(self) -> None:
+        self.remove()
+        _docker("network", "create", "--subnet", self.options.subnet, self.network)
+        for host in self.groups:
+            argv = ["run", "--detach", "--name", self.container(host), "--hostname", host,
+                    "--network", self.network, "--network-alias", host, "--cgroupns", "private",
+                    "--cap-add", "SYS_ADMIN", "--tmpfs", "/run", "--tmpfs", "/run/lock"]  # fmt: skip
+            if host == self.mail_host:
+                for port in PUBLISHED.values():
+                    argv += ["--publish", f"127.0.0.1:{self.options.port_base + port}:{port}"]
+            _docker(*argv, self.options.image)
+
+    def copy_repository(self) -> None:
+        server_dir = str(self.site.value("backup_server_dir") or self._role_default("backup_server_dir"))
+        source = remote.host_runner(self.site, self.backup_host)
+        command = ["tar", "-C", server_dir, "-cf", "-", self.directory_host]
+        reader_argv = [*source.prefix, shlex.join(command)] if source.prefix[0] == "ssh" else [*source.prefix, *command]
+        target = self.container(self.backup_host)
+        _docker("exec", target, "mkdir", "-p", server_dir)
+        with subprocess.Popen(reader_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as reader:
+            writer = subprocess.run(
+                ["docker", "exec", "-i", target, "tar", "-C", server_dir, "-xf", "-"],
+                stdin=reader.stdout, capture_output=True, check=False,
+            )  # fmt: skip
+            reader.wait()
+        if reader.returncode != 0 or writer.returncode != 0:
+            raise DrillError(
+                f"cannot copy {server_dir}/{self.directory_host} from {source.description}: "
+                f"{(reader.stderr.read() if reader.stderr else b'').decode(errors='replace').strip()[-200:]}"
+                f"{writer.stderr.decode(errors='replace').strip()[-200:]}"
+            )
+
+    def _role_default(self, name: str) -> Any:
+        return self.site.load_yaml(self.project_dir / "roles" / "backup" / "defaults" / "main.yml")[name]
+
+    def write_inventory(self, work: Path) -> tuple[Path, Path]:
+        """The drill's inventory (site's group_vars, hosts pointed at the drill) and secrets directory."""
+        inventory = work / "inventory"
+        inventory.mkdir()
+        for name in ("group_vars", "host_vars"):
+            if (self.inventory_dir / name).is_dir():
+                (inventory / name).symlink_to((self.inventory_dir / name).resolve())
+        connection = {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}
+        hosts = {host: {**connection, "ansible_host": self.container(host)} for host in self.groups}
+        children = {}
+        for host, groups in self.groups.items():
+            for group in groups:
+                children.setdefault(group, {"hosts": {}})["hosts"][host] = None
+        (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts, "children": children}}))
+        secrets = work / "secrets"
+        secrets.mkdir(mode=0o700)
+        for name in KEPT:
+            if (self.secrets_dir / name).is_file():
+                shutil.copy2(self.secrets_dir / name, secrets / name)
+        return inventory, secrets
+
+    def restore(self, archive: str, inventory: Path, secrets: Path) -> None:
+        env = {**os.environ, "GOVMAIL_SECRETS_DIR": str(secrets)}
+        env.pop(remote.CONTAINER_ENV, None)
+        log = self.report_dir / "restore.log"
+        argv = ["ansible-playbook", "-i", str(inventory), "playbooks/restore.yml",
+                "-e", f"backup_restore_archive={archive}", "-e", f"govmail_secrets_dir={secrets}"]  # fmt: skip
+        playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook"
+        with log.open("w", encoding="utf-8") as out:
+            completed = subprocess.run([playbook, *argv[1:]], cwd=self.project_dir, env=env, stdout=out,
+                                       stderr=subprocess.STDOUT, check=False)  # fmt: skip
+        if completed.returncode != 0:
+            raise DrillError(
+                f"playbooks/restore.yml failed in the disposable stack (exit {completed.returncode}): see {log}"
+            )
+
+    def verify(self, archive: str) -> dict[str, Any]:
+        completed = subprocess.run(
+            ["docker", "exec", self.container(self.directory_host), "govmail-backup", "verify",
+             "--archive", archive, "--live", "--json"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        try:
+            return json.loads(completed.stdout)
+        except ValueError:
+            raise DrillError(f"govmail-backup verify failed: {completed.stderr.strip()[-200:]}") from None
+
+    def agencies(self) -> dict[str, str]:
+        """``{address: agency}`` from the restored directory (``ou=<agency>,ou=agencies``)."""
+        base = str(self.site.required("govmail_ldap_base_dn"))
+        ldif = _docker("exec", self.container(self.directory_host), "slapcat", "-b", base, "-o", "ldif-wrap=no")
+        found = {}
+        for block in ldif.split("\n\n"):
+            lines = block.splitlines()
+            dn = next((line[4:] for line in lines if line.startswith("dn: ")), "")
+            parts = [p.strip().lower().partition("=") for p in dn.split(",")]
+            agency = next((a[2] for a, b in itertools.pairwise(parts) if a[0] == "ou" and b[2] == "agencies"), None)
+            for line in lines:
+                if line.lower().startswith("mail: ") and agency:
+                    found[line[6:].strip().lower()] = agency
+        return found
+
+    def _account(self, secrets: Path, manifest_rows: list[dict[str, Any]]) -> dict[str, Any]:
+        try:
+            accounts = contract.credentials(secrets_dir=secrets, inventory_dir=self.inventory_dir,
+                                            project_dir=self.project_dir)["accounts"]  # fmt: skip
+        except GovmailError as exc:
+            raise DrillError(f"no user whose password the site knows: {exc}") from None
+        with_mail = {row["address"] for row in manifest_rows if row["messages"]}
+        for account in accounts:
+            if account["address"] in with_mail:
+                return account
+        return accounts[0]
+
+    def _tls(self, secrets: Path) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(secrets / "pki" / "ca.crt"))
+
+    def _imap(self, secrets: Path, account: dict[str, Any]) -> imaplib.IMAP4_SSL:
+        hostname = str(self.site.required("govmail_mail_hostname"))
+
+        class Client(imaplib.IMAP4_SSL):
+            def _create_socket(inner, timeout):
+                sock = socket.create_connection(("127.0.0.1", inner.port), timeout)
+                return inner.ssl_context.wrap_socket(sock, server_hostname=hostname)
+
+        client = Client(hostname, self.options.port_base + PUBLISHED["imaps"], ssl_context=self._tls(secrets),
+                        timeout=30)  # fmt: skip
+        client.login(account["address"], account["password"])
+        return client
+
+    def login(self, secrets: Path, account: dict[str, Any], known: set[str]) -> list[str]:
+        """Log in, read INBOX; mismatches: messages whose bytes the manifest does not know."""
+        client = self._imap(secrets, account)
+        try:
+            client.select("INBOX", readonly=True)
+            found = []
+            for number in client.search(None, "ALL")[1][0].split():
+                data = client.fetch(number, "(BODY.PEEK[])")[1]
+                body = next(part[1] for part in data if isinstance(part, tuple))
+                # Dovecot stores LF line ends and sends CRLF (RFC 3501): either form may be the file's
+                forms = {hashlib.sha256(body).hexdigest(), hashlib.sha256(body.replace(b"\r\n", b"\n")).hexdigest()}
+                if not forms & known:
+                    found.append(f"{account['address']}: INBOX message {number.decode()} read over IMAP is not "
+                                 "in the manifest")  # fmt: skip
+            return found
+        finally:
+            client.logout()
+
+    def delivery(self, secrets: Path, account: dict[str, Any]) -> list[str]:
+        subject = f"govmail drill {uuid.uuid4().hex[:12]}"
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = OUTSIDER, account["address"], subject
+        message.set_content("A message sent through the restored stack by govmail drill.\n")
+        with smtplib.SMTP("127.0.0.1", self.options.port_base + PUBLISHED["smtp"], timeout=30) as smtp:
+            smtp.ehlo("mx.example.org")
+            refused = smtp.send_message(message)
+        if refused:
+            return [f"delivery: the restored stack refused {account['address']}: {refused}"]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            client = self._imap(secrets, account)
+            try:
+                client.select("INBOX", readonly=True)
+                if client.search(None, "SUBJECT", f'"{subject}"')[1][0].split():
+                    return []
+            finally:
+                client.logout()
+            time.sleep(2)
+        return [f"delivery: a message sent to {account['address']} through the restored stack did not arrive in 90s"]
+
+    # --- the whole drill ---------------------------------------------------------------------
+
+    def run(self, archive: str) -> dict[str, Any]:
+        started = time.monotonic()
+        started_at = datetime.now(UTC)
+        self.report_dir.mkdir(parents=True, exist_ok=True)
+        mismatches: list[str] = []
+        verified: dict[str, Any] = {"mailboxes": [], "directory": {"entries": 0, "ok": False}, "mismatches": []}
+        agencies: dict[str, str] = {}
+        name, rto, archive_time = archive, None, None
+        with tempfile.TemporaryDirectory(prefix="govmail-drill-") as temp:
+            try:
+                self.phases.run("create", self.create)
+                self.phases.run("copy", self.copy_repository)
+                inventory, secrets = self.write_inventory(Path(temp))
+                self.phases.run("restore", lambda: self.restore(archive, inventory, secrets))
+                verified = self.phases.run("verify", lambda: self.verify(archive))
+                name, archive_time = verified["archive"], verified["time"]
+                mismatches += verified["mismatches"]
+                agencies = self.agencies()
+                known = set(self._known_digests(name))
+                account = self._account(secrets, verified["mailboxes"])
+                mismatches += self.phases.run("login", lambda: self.login(secrets, account, known))
+                mismatches += self.phases.run("delivery", lambda: self.delivery(secrets, account))
+                rto = round(time.monotonic() - started, 1)
+            except (DrillError, OSError, imaplib.IMAP4.error, smtplib.SMTPException, ssl.SSLError) as exc:
+                mismatches.append(f"{self.phases.rows[-1]['name'] if self.phases.rows else 'create'}: {exc}")
+            finally:
+                self.phases.run("remove", self.remove)
+        rpo = round((started_at - datetime.fromisoformat(archive_time)).total_seconds()) if archive_time else None
+        report = {
+            "result": "pass" if not mismatches and rto is not None else "fail",
+            "archive": name,
+            "archive_time": archive_time,
+            "started": started_at.isoformat(timespec="seconds"),
+            "rto_seconds": rto,
+            "rpo_seconds": rpo,
+            "rto_bound_seconds": RTO_BOUND_SECONDS,
+            "rto_within_bound": rto is not None and rto <= RTO_BOUND_SECONDS,
+            "phases": self.phases.rows,
+            "mailboxes": verified["mailboxes"],
+            "directory": verified["directory"],
+            "agencies": agency_rows(verified["mailboxes"], agencies),
+            "mismatches": mismatches,
+        }
+        report["report_html"] = str(write_reports(report, self.report_dir))
+        return report
+
+    def _known_digests(self, archive: str) -> list[str]:
+        manifest = _docker("exec", self.container(self.directory_host), "govmail-backup", "restic", "dump", archive,
+                           f"{self._staging()}/manifest.json")  # fmt: skip
+        mailboxes = json.loads(manifest)["mailboxes"].values()
+        return [f["sha256"] for m in mailboxes for d in m["folders"].values() for f in d["files"].values()]
+
+    def _staging(self) -> str:
+        return str(self.site.value("backup_staging_dir") or self._role_default("backup_staging_dir"))
+
+
+def agency_rows(mailboxes: list[dict[str, Any]], agencies: dict[str, str]) -> list[dict[str, Any]]:
+    """Per agency: ``[{"agency", "mailboxes", "messages", "ok"}]`` (``-`` for mailboxes of none)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for item in mailboxes:
+        agency = agencies.get(item["address"].lower(), "-")
+        row = rows.setdefault(agency, {"agency": agency, "mailboxes": 0, "messages": 0, "ok": True})
+        row["mailboxes"] += 1
+        row["messages"] += item["messages"]
+        row["ok"] = row["ok"] and item["ok"]
+    return sorted(rows.values(), key=lambda r: r["agency"])
+
+
+def write_reports(report: dict[str, Any], report_dir: Path) -> Path:
+    """``drill-<time>.json`` and ``drill-<time>.html`` in ``report_dir``; returns the HTML's path."""
+    stamp = report["started"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    html_path = report_dir / f"drill-{stamp}.html"
+    (report_dir / f"drill-{stamp}.json").write_text(
+        json.dumps({**report, "report_html": str(html_path)}, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    html_path.write_text(render_html(report), encoding="utf-8")
+    return html_path
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """A self-contained page: verdict, RTO/RPO against A4, an SVG bar chart of the phases, tables."""
+    e = html.escape
+    longest = max([row["seconds"] for row in report["phases"]] + [1])
+    bars = []
+    for index, row in enumerate(report["phases"]):
+        width = 420 * row["seconds"] / longest
+        y = 10 + index * 26
+        bars.append(
+            f'<text x="0" y="{y + 14}">{e(row["name"])}</text>'
+            f'<rect x="90" y="{y}" width="{width:.1f}" height="18" fill="#3b6ea5"/>'
+            f'<text x="{95 + width:.1f}" y="{y + 14}">{row["seconds"]} s</text>'
+        )
+    chart = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="600" height="{20 + 26 * len(report["phases"])}" '
+        f'font-family="sans-serif" font-size="13">{"".join(bars)}</svg>'
+    )
+    agencies = "".join(
+        f"<tr><td>{e(r['agency'])}</td><td>{r['mailboxes']}</td><td>{r['messages']}</td>"
+        f"<td>{'ok' if r['ok'] else 'MISMATCH'}</td></tr>"
+        for r in report["agencies"]
+    )
+    mismatches = "".join(f"<li>{e(m)}</li>" for m in report["mismatches"]) or "<li>none</li>"
+    verdict = "PASS" if report["result"] == "pass" else "FAIL"
+    bound = report["rto_bound_seconds"] / 3600
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>govmail drill {e(str(report["archive"]))}: {verdict}</title>
+<style>body{{font-family:sans-serif;max-width:56em;margin:2em auto}}td,th{{padding:.2em .8em;text-align:left}}
+.pass{{color:#1a7f37}}.fail{{color:#b42318}}</style></head><body>
+<h1 class="{report["result"]}">Restore drill: {verdict}</h1>
+<p>Archive <b>{e(str(report["archive"]))}</b> written {e(str(report["archive_time"]))}; drill started
+{e(report["started"])}.</p>
+<table><tr><th>RTO (start to verified stack)</th><td>{report["rto_seconds"]} s</td></tr>
+<tr><th>RPO (age of the archive)</th><td>{report["rpo_seconds"]} s</td></tr>
+<tr><th>A4 bound (4 working hours)</th><td>{bound:.0f} h: {"met" if report["rto_within_bound"] else "NOT met"}</td></tr>
+<tr><th>Directory</th><td>{report["directory"]["entries"]} entries,
+{"as archived" if report["directory"]["ok"] else "MISMATCH"}</td></tr></table>
+<h2>Phases</h2>{chart}
+<h2>Agencies</h2><table><tr><th>agency</th><th>mailboxes</th><th>messages</th><th>state</th></tr>{agencies}</table>
+<h2>Mismatches</h2><ul>{mismatches}</ul>
+</body></html>
+"""

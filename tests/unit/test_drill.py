@@ -1,0 +1,92 @@
+"""The restore drill's report, its disposable inventory and its one-line refusals (no Docker needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from govmail import cli, drill
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+REPORT = {
+    "result": "fail",
+    "archive": "1a2b3c4d",
+    "archive_time": "2026-11-30T01:30:00+00:00",
+    "started": "2026-11-30T02:00:00+00:00",
+    "rto_seconds": 600.5,
+    "rpo_seconds": 1800,
+    "rto_bound_seconds": drill.RTO_BOUND_SECONDS,
+    "rto_within_bound": True,
+    "phases": [{"name": "create", "seconds": 3.2}, {"name": "restore", "seconds": 540.0}],
+    "mailboxes": [
+        {"address": "alice@quangtri.gov.vn", "messages": 3, "ok": False},
+        {"address": "bob@quangtri.gov.vn", "messages": 1, "ok": True},
+    ],
+    "directory": {"entries": 12, "ok": True},
+    "mismatches": ["alice@quangtri.gov.vn: folder 'INBOX': message 1.M1.h missing <script>"],
+}
+
+
+def test_rto_bound_is_a4s_four_working_hours():
+    assert drill.RTO_BOUND_SECONDS == 14400
+
+
+def test_agency_rows_sum_per_agency_and_fail_with_any_of_its_mailboxes():
+    rows = drill.agency_rows(REPORT["mailboxes"], {"alice@quangtri.gov.vn": "sotttt"})
+    assert rows == [
+        {"agency": "-", "mailboxes": 1, "messages": 1, "ok": True},
+        {"agency": "sotttt", "mailboxes": 1, "messages": 3, "ok": False},
+    ]
+
+
+def test_reports_are_written_as_json_and_as_a_page_with_a_phase_chart(tmp_path):
+    report = {**REPORT, "agencies": drill.agency_rows(REPORT["mailboxes"], {})}
+    page = drill.write_reports(report, tmp_path)
+    assert page.name == "drill-20261130T020000Z.html"
+    document = json.loads((tmp_path / "drill-20261130T020000Z.json").read_text())
+    assert document["report_html"] == str(page) and document["rto_seconds"] == 600.5
+    text = page.read_text()
+    assert "Restore drill: FAIL" in text
+    assert text.count("<rect ") == 2 and "540.0 s" in text
+    assert "&lt;script&gt;" in text and "<script>" not in text  # mismatches are escaped
+
+
+def test_the_disposable_inventory_keeps_host_names_and_points_them_at_the_drills_containers(tmp_path):
+    secrets = tmp_path / "site-secrets"
+    secrets.mkdir()
+    for name in ("backup-repository", "backup-recovery", "ldap-admin"):
+        (secrets / name).write_text(name)
+    options = drill.Options(prefix="govmail-drill-t")
+    runner_ = drill.Drill(REPOSITORY / "inventories" / "lab", REPOSITORY, secrets, tmp_path / "r", options)
+    work = tmp_path / "work"
+    work.mkdir()
+    inventory, drill_secrets = runner_.write_inventory(work)
+    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())["all"]
+    assert hosts["hosts"]["mail1"]["ansible_host"] == "govmail-drill-t-mail1"
+    assert hosts["hosts"]["backup1"]["ansible_host"] == "govmail-drill-t-backup1"
+    assert set(hosts["children"]["ldap"]["hosts"]) == {"mail1"}
+    assert set(hosts["children"]["backup"]["hosts"]) == {"backup1"}
+    assert (inventory / "group_vars").resolve() == (REPOSITORY / "inventories" / "lab" / "group_vars").resolve()
+    assert sorted(p.name for p in drill_secrets.iterdir()) == ["backup-recovery", "backup-repository"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "fragment"),
+    [
+        ("--prefix", "Govmail Lab", "--prefix 'Govmail Lab'"),
+        ("--subnet", "172.29.51.0/33", "--subnet '172.29.51.0/33' is not a network"),
+        ("--port-base", "80", "--port-base 80"),
+    ],
+    ids=["prefix", "subnet", "port-base"],
+)
+def test_bad_drill_options_are_refused_in_one_line(option, value, fragment):
+    result = runner.invoke(cli.app, ["drill", option, value])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("govmail: ") and fragment in lines[0]
