@@ -1,6 +1,7 @@
 """Shared helpers of the benchmarks: the lab host, timing, percentiles and result records.
 
-Every benchmark measures against the lab (``govmail lab up``: mail1 on 127.0.0.1:1xxxx) and runs
+Every benchmark measures against the lab (``govmail lab up``: mail1 on 127.0.0.1:1xxxx; another
+stack's mail host with ``GOVMAIL_MAIL_CONTAINER``, e.g. a private Molecule scenario's) and runs
 its load generators inside the mail host where the figure is about the host (so the controller's
 Docker port forwarding is not what is measured). Every figure comes with a bound measured in the
 same run on the same machine, and the ratio between them.

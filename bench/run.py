@@ -1,6 +1,11 @@
 """Run the benchmarks against the lab and write bench/results/<date>.json and <date>.md.
 
-    python bench/run.py [delivery imap directory provisioning] [--from-scratch] [--trial NAME] [--quick]
+    python bench/run.py [delivery imap directory provisioning backup] [--from-scratch] [--drill] [--trial NAME]
+                        [--quick]
+
+Another stack than the lab (a private Molecule scenario): GOVMAIL_MAIL_CONTAINER names its mail
+host (bench/lib.py); the backup drill also takes GOVMAIL_BENCH_INVENTORY and
+GOVMAIL_BENCH_DRILL_ARGS (bench/backup.py).
 
 Every figure is reported with a bound measured in the same run on the same machine, and their
 ratio; absolute timings are recorded but never asserted (a noisy 2-core VM). Not part of
@@ -20,13 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import backup
 import delivery
 import directory
 import imap
 import provisioning
 from lib import PROJECT, BenchError, sh, write_results
 
-BENCHMARKS = ("delivery", "imap", "directory", "provisioning")
+BENCHMARKS = ("delivery", "imap", "directory", "provisioning", "backup")
 TRIALS = {"lmtp-concurrency": delivery.lmtp_concurrency_trial, "userdb-cache": delivery.userdb_cache_trial}
 
 
@@ -42,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--from-scratch", action="store_true", help="also time lab down + lab up, base image cached and not"
     )
+    parser.add_argument("--drill", action="store_true", help="backup: also time `govmail drill` (RTO; minutes)")
     parser.add_argument(
         "--trial",
         action="append",
@@ -58,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: --from-scratch is part of provisioning: name provisioning too", file=sys.stderr)
         return 2
     unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
+    if args.drill and "backup" not in args.benchmarks:
+        print("bench: --drill is part of backup: name backup too", file=sys.stderr)
+        return 2
     if unknown:
         print(f"bench: unknown benchmark {', '.join(unknown)}: choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2
@@ -72,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         "imap": lambda: imap.run(concurrency=10 if quick else 20, rounds=3 if quick else 10),
         "directory": directory.run,
         "provisioning": lambda: provisioning.run(count=500 if quick else 5000, from_scratch=args.from_scratch),
+        "backup": lambda: backup.run(
+            mailboxes=20 if quick else 200, messages=5000 if quick else 100_000, drill=args.drill
+        ),
     }
     results = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
