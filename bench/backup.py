@@ -70,6 +70,7 @@ for spec in sys.argv[4:]:
     for sub in ("cur", "new", "tmp"):
         path = os.path.join(vmail, domain, local, "Maildir", sub)
         os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chown(os.path.join(vmail, domain), owner.st_uid, owner.st_gid)
     for top, dirs, files in os.walk(os.path.join(vmail, domain, local)):
         os.chown(top, owner.st_uid, owner.st_gid)
     for n in range(int(count)):
