@@ -67,14 +67,17 @@ def replace_container(name: str) -> str:
 
 
 def run_restore(*extra: str) -> subprocess.CompletedProcess:
+    # Molecule's verify exports ANSIBLE_FORCE_COLOR: the recap must come back without colours
+    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
     return subprocess.run(
         ["ansible-playbook", "-i", str(_inventory()), "playbooks/restore.yml", *extra],
-        cwd=PROJECT_DIR, capture_output=True, text=True, check=False, timeout=3600,
+        cwd=PROJECT_DIR, capture_output=True, text=True, check=False, timeout=3600, env=env,
     )  # fmt: skip
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
     """PLAY RECAP counters per host: {"host": {"ok": N, "changed": N, "failed": N, ...}}."""
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)  # colour codes, should any remain
     return {
         m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
         for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE)
