@@ -19,7 +19,7 @@ def secrets(tmp_path):
     root = tmp_path / "secrets"
     (root / "pki" / "issued").mkdir(parents=True)
     (root / "ldap-admin").write_text("Xy7!generated")
-    (root / "pki" / "ca.key").write_text("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n")
+    (root / "pki" / "ca.key").write_bytes(b"stand-in for the CA key: the bundle carries bytes\n")
     (root / "pki" / "crl.der").write_bytes(bytes(range(256)))
     (root / "pki" / "issued" / "mail1.crt").write_text("cert")
     for path in root.rglob("*"):
