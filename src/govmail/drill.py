@@ -25,9 +25,12 @@ Phases (each on stderr as it starts and ends; durations in the report):
 6. ``delivery``: a message sent to that user on port 25 of the restored stack is in INBOX.
 
 RTO: from the start to the end of ``delivery``; RPO: the archive's age at the start; A4's bound:
-4 working hours (:data:`RTO_BOUND_SECONDS`). The disposable stack is always removed (phase
-``remove``, not part of the RTO). Errors: :class:`DrillError` (one line) when the drill cannot
-run; a drill that ran and found differences returns ``result: "fail"``.
+4 working hours (:data:`RTO_BOUND_SECONDS`). The disposable stack is removed (phase ``remove``,
+not part of the RTO) unless ``Options.keep``: then it stays up with its inventory and secrets
+directory in ``<report dir>/<prefix>-stack`` (report key ``kept``) for inspection, until
+:meth:`Drill.remove_kept` (``govmail drill --remove``) takes both away. Errors:
+:class:`DrillError` (one line) when the drill cannot run; a drill that ran and found differences
+returns ``result: "fail"``.
 """
 
 from __future__ import annotations
@@ -83,6 +86,8 @@ class Options:
     subnet: str = DEFAULT_SUBNET
     port_base: int = DEFAULT_PORT_BASE
     image: str = DEFAULT_IMAGE
+    #: leave the disposable stack and its work directory (inventory, secrets) after the drill
+    keep: bool = False
 
 
 @dataclass
@@ -148,6 +153,20 @@ class Drill:
         for host in self.groups:
             _docker("rm", "--force", "--volumes", self.container(host), check=False)
         _docker("network", "rm", self.network, check=False)
+
+    def kept_dir(self) -> Path:
+        """Where a kept stack's inventory and secrets directory live: ``<report dir>/<prefix>-stack``."""
+        return self.report_dir / f"{self.options.prefix}-stack"
+
+    def remove_kept(self) -> dict[str, Any]:
+        """Remove a stack left by ``--keep``: its containers, network and work directory (which holds
+        the site's decrypted secrets). ``{"removed": [container, ...], "network": NAME}``; removing
+        what is not there is not an error."""
+        existing = set(_docker("ps", "-a", "--format", "{{.Names}}").split())
+        removed = [self.container(host) for host in self.groups if self.container(host) in existing]
+        self.remove()
+        shutil.rmtree(self.kept_dir(), ignore_errors=True)
+        return {"removed": removed, "network": self.network}
 
     def create(self) -> None:
         self.remove()
@@ -324,11 +343,17 @@ class Drill:
         verified: dict[str, Any] = {"mailboxes": [], "directory": {"entries": 0, "ok": False}, "mismatches": []}
         agencies: dict[str, str] = {}
         name, rto, archive_time = archive, None, None
+        kept = None
         with tempfile.TemporaryDirectory(prefix="govmail-drill-") as temp:
+            work = Path(temp)
+            if self.options.keep:
+                shutil.rmtree(self.kept_dir(), ignore_errors=True)
+                work = self.kept_dir()
+                work.mkdir(mode=0o700)
             try:
                 self.phases.run("create", self.create)
                 self.phases.run("copy", self.copy_repository)
-                inventory, secrets = self.write_inventory(Path(temp))
+                inventory, secrets = self.write_inventory(work)
                 self.phases.run("restore", lambda: self.restore(archive, inventory, secrets))
                 verified = self.phases.run("verify", lambda: self.verify(archive))
                 name, archive_time = verified["archive"], verified["time"]
@@ -342,7 +367,13 @@ class Drill:
             except (DrillError, OSError, imaplib.IMAP4.error, smtplib.SMTPException, ssl.SSLError) as exc:
                 mismatches.append(f"{self.phases.rows[-1]['name'] if self.phases.rows else 'create'}: {exc}")
             finally:
-                self.phases.run("remove", self.remove)
+                if self.options.keep:
+                    ports = {name: self.options.port_base + port for name, port in PUBLISHED.items()}
+                    kept = {"inventory": str(work / "inventory"), "secrets": str(work / "secrets"),
+                            "containers": [self.container(host) for host in self.groups], "network": self.network,
+                            "ports": ports}  # fmt: skip
+                else:
+                    self.phases.run("remove", self.remove)
         rpo = round((started_at - datetime.fromisoformat(archive_time)).total_seconds()) if archive_time else None
         report = {
             "result": "pass" if not mismatches and rto is not None else "fail",
@@ -359,6 +390,8 @@ class Drill:
             "agencies": agency_rows(verified["mailboxes"], agencies),
             "mismatches": mismatches,
         }
+        if kept:
+            report["kept"] = kept
         report["report_html"] = str(write_reports(report, self.report_dir))
         return report
 

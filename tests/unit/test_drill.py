@@ -90,3 +90,16 @@ def test_bad_drill_options_are_refused_in_one_line(option, value, fragment):
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("govmail: ") and fragment in lines[0]
+
+
+def test_keep_and_remove_together_are_refused_in_one_line():
+    result = runner.invoke(cli.app, ["drill", "--keep", "--remove"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--keep and --remove" in lines[0]
+
+
+def test_a_kept_stack_lives_under_the_report_directory_named_by_its_prefix(tmp_path):
+    options = drill.Options(prefix="govmail-drill-k", keep=True)
+    runner_ = drill.Drill(REPOSITORY / "inventories" / "lab", REPOSITORY, tmp_path, tmp_path / "r", options)
+    assert runner_.kept_dir() == tmp_path / "r" / "govmail-drill-k-stack"

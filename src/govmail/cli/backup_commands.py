@@ -198,16 +198,28 @@ def drill(
     port_base: Annotated[
         int, typer.Option("--port-base", help="Restored SMTP/IMAPS on 127.0.0.1:<base>+25/+993.")
     ] = drill_module.DEFAULT_PORT_BASE,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Leave the restored stack up to inspect it (remove it later with --remove)."),
+    ] = False,
+    remove: Annotated[
+        bool, typer.Option("--remove", help="Only remove a stack an earlier --keep left (same --prefix).")
+    ] = False,
     inventory: InventoryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Restore an archive into a disposable stack beside the running one and prove nothing was lost.
 
-    Phases on stderr; RTO against A4's 4 working hours, RPO; the stack is removed at the end.
+    Phases on stderr; RTO against A4's 4 working hours, RPO; the stack is removed at the end unless
+    --keep, which leaves it with its inventory and secrets (report key "kept"; the secrets are the
+    site's, decrypted: remove the stack with --remove when done).
     JSON: {"result": "pass"|"fail", "archive", "rto_seconds", "rpo_seconds", "mailboxes": [{"address",
     "messages", "ok"}], "directory": {"entries", "ok"}, "mismatches": [...], "report_html": PATH, ...}.
+    --remove: {"removed": [container, ...], "network": NAME}.
     Exit status 1 when the result is "fail" (the first mismatches on stderr).
     """
+    if keep and remove:
+        raise BackupError("--keep and --remove: give one of them (--remove takes away what --keep left)")
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", prefix):
         raise BackupError(f"--prefix {prefix!r}: lower-case letters, digits and '-' only")
     try:
@@ -221,9 +233,17 @@ def drill(
     secrets = Path(
         os.environ.get(SECRETS_ENV_VAR) or site.value("govmail_secrets_dir") or default_secrets_dir(project.root)
     ).expanduser()
-    options = drill_module.Options(prefix=prefix, subnet=subnet, port_base=port_base)
+    options = drill_module.Options(prefix=prefix, subnet=subnet, port_base=port_base, keep=keep)
     report_dir = (report or project.root / ".lab" / "drills").resolve()
-    result = drill_module.Drill(inventory_dir, project.root, secrets, report_dir, options).run(archive)
+    the_drill = drill_module.Drill(inventory_dir, project.root, secrets, report_dir, options)
+    if remove:
+        removed = the_drill.remove_kept()
+        if json_output:
+            _print_json(removed)
+        else:
+            typer.echo(f"removed {', '.join(removed['removed']) or 'nothing'} and network {removed['network']}")
+        return
+    result = the_drill.run(archive)
     if json_output:
         _print_json(result)
     else:
@@ -231,6 +251,8 @@ def drill(
             f"drill of archive {result['archive']}: {result['result'].upper()}, RTO {result['rto_seconds']} s "
             f"(A4 bound {result['rto_bound_seconds']} s), RPO {result['rpo_seconds']} s; report {result['report_html']}"
         )
+        if "kept" in result:
+            typer.echo(f"stack kept: inventory {result['kept']['inventory']}; remove it with --remove")
     if result["result"] != "pass":
         for line in result["mismatches"][:5]:
             typer.echo(f"govmail: drill mismatch: {line}", err=True)
