@@ -23,6 +23,10 @@ One run (``run``):
    HTTPS (the internal CA), authenticated with this host's own credential. The server runs
    ``--append-only``: this host can add archives, never delete or rewrite them. The snapshot
    carries tags ``govmail``, ``mailboxes=N`` and ``messages=N`` so listing needs no download.
+   restic runs with ``--ignore-ctime``: linking a file into the staging area changes its ctime
+   (the link count is inode metadata), so without it every message would be read again at every
+   run (restic issue 2495); restic still re-reads a file whose path, size, mtime or inode changed,
+   and a Maildir message is never rewritten in place.
 
 Configuration: ``/etc/govmail/backup.json`` (written by the role), keys ``host``, ``domain``,
 ``repository`` (``rest:https://...``), ``username``, ``password_file``,
@@ -441,7 +445,7 @@ def run(config: Config) -> dict[str, Any]:
         init(config)
         paths = [str(staging), *(p for p in config["paths"] if Path(p).exists())]
         argv = [
-            "restic", "backup", "--json", "--host", config["host"], "--tag", TAG,
+            "restic", "backup", "--json", "--ignore-ctime", "--host", config["host"], "--tag", TAG,
             "--tag", f"mailboxes={totals['mailboxes']}", "--tag", f"messages={totals['messages']}", *paths,
         ]  # fmt: skip
         summary: dict[str, Any] = {}
