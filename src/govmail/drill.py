@@ -19,9 +19,14 @@ Phases (each on stderr as it starts and ends; durations in the report):
 3. ``restore``: ``ansible-playbook playbooks/restore.yml`` (log: ``<report>/restore.log``).
 4. ``verify``: ``govmail-backup verify --live`` on the restored host: every mailbox's and folder's
    messages (SHA-256 of each) and the directory's entries against the archive's manifest.
-5. ``login``: a seeded user logs in over IMAPS with the password the site's secrets hold (the
-   restored CA verifies the restored host) and reads INBOX: each message's bytes are in the
-   manifest.
+5. ``login``: a restored mailbox with mail is opened over IMAPS (the restored CA verifies the
+   restored host) with **a credential the drill owns**, so it works on every site, where nobody
+   knows the users' passwords: a temporary clerk entry ``uid=govmail-drill-<hex>`` with a random
+   password, delegated that mailbox (M8's ``govmailDelegateFor``), is added to the *disposable*
+   directory over ldapi (root's peer credential) and the drill logs in the way a clerk does,
+   ``<mailbox>*<clerk>`` (the passdb of ``roles/dovecot``); the entry is deleted again after the
+   ``delivery`` phase (the directory then has the archive's digest again). INBOX is read: each
+   message's bytes are in the manifest.
 6. ``delivery``: a message sent to that user on port 25 of the restored stack is in INBOX.
 
 RTO: from the start to the end of ``delivery``; RPO: the archive's age at the start; A4's bound:
@@ -35,12 +40,14 @@ returns ``result: "fail"``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import imaplib
 import itertools
 import json
 import os
+import secrets as secrets_module
 import shlex
 import shutil
 import smtplib
@@ -51,7 +58,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -60,7 +67,7 @@ from typing import Any
 
 import yaml
 
-from . import contract, remote
+from . import passwords, remote
 from .errors import GovmailError
 from .inventory import Site
 
@@ -252,30 +259,70 @@ class Drill:
 
     def agencies(self) -> dict[str, str]:
         """``{address: agency}`` from the restored directory (``ou=<agency>,ou=agencies``)."""
-        base = str(self.site.required("govmail_ldap_base_dn"))
-        ldif = _docker("exec", self.container(self.directory_host), "slapcat", "-b", base, "-o", "ldif-wrap=no")
         found = {}
-        for block in ldif.split("\n\n"):
-            lines = block.splitlines()
-            dn = next((line[4:] for line in lines if line.startswith("dn: ")), "")
-            parts = [p.strip().lower().partition("=") for p in dn.split(",")]
+        for entry in self._entries():
+            parts = [p.strip().lower().partition("=") for p in entry["dn"][0].split(",")]
             agency = next((a[2] for a, b in itertools.pairwise(parts) if a[0] == "ou" and b[2] == "agencies"), None)
-            for line in lines:
-                if line.lower().startswith("mail: ") and agency:
-                    found[line[6:].strip().lower()] = agency
+            for mail in entry.get("mail", []) if agency else []:
+                found[mail.strip().lower()] = agency
         return found
 
-    def _account(self, secrets: Path, manifest_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def _entries(self) -> list[dict[str, list[str]]]:
+        """The restored directory's entries as ``{"dn": [DN], attribute (lower case): [values]}``."""
+        base = str(self.site.required("govmail_ldap_base_dn"))
+        ldif = _docker("exec", self.container(self.directory_host), "slapcat", "-b", base, "-o", "ldif-wrap=no")
+        entries = []
+        for block in ldif.split("\n\n"):
+            entry: dict[str, list[str]] = {}
+            for line in block.splitlines():
+                name, sep, value = line.partition(": ")
+                if sep and not line.startswith("#"):
+                    entry.setdefault(name.lower(), []).append(value)
+            if "dn" in entry:
+                entries.append(entry)
+        return entries
+
+    def _account(self, manifest_rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """The mailbox the drill opens: an active one with the most mail (``{"address", "dn"}``)."""
+        messages = {row["address"].lower(): row["messages"] for row in manifest_rows}
+        candidates = [
+            (messages.get(entry["mail"][0].lower(), 0), entry["mail"][0], entry["dn"][0])
+            for entry in self._entries()
+            if "govmailmailbox" in {c.lower() for c in entry.get("objectclass", [])}
+            and entry.get("govmailstatus") == ["active"] and entry.get("mail")
+        ]  # fmt: skip
+        if not candidates:
+            raise DrillError("the restored directory has no active mailbox to log in to")
+        _count, address, dn = max(candidates)
+        return {"address": address, "dn": dn}
+
+    def _ldap(self, tool: str, ldif: str) -> None:
+        completed = subprocess.run(
+            ["docker", "exec", "-i", self.container(self.directory_host), tool, "-Q", "-Y", "EXTERNAL", "-H",
+             "ldapi:///"], input=ldif, capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        if completed.returncode != 0:
+            raise DrillError(f"{tool} in the disposable directory failed: {completed.stderr.strip()[-200:]}")
+
+    @contextlib.contextmanager
+    def drill_credential(self, account: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """A temporary clerk of ``account``'s mailbox in the disposable directory (module docstring,
+        phase 5); yields ``{"address", "login": "<mailbox>*<clerk>", "password"}`` and deletes the
+        entry afterwards. The password is random, hashed on this side, never written anywhere."""
+        uid = f"govmail-drill-{uuid.uuid4().hex[:8]}"
+        clerk = f"{uid}@{account['address'].rpartition('@')[2]}"
+        dn = f"uid={uid},{account['dn'].split(',', 1)[1]}"
+        password = secrets_module.token_urlsafe(24)
+        self._ldap("ldapadd", "\n".join([
+            f"dn: {dn}", "objectClass: inetOrgPerson", "objectClass: govmailMailbox", f"uid: {uid}",
+            "cn: govmail drill", "sn: govmail drill", f"mail: {clerk}", "govmailKind: personal",
+            "govmailStatus: active", f"govmailDelegateFor: {account['address']}",
+            f"userPassword: {passwords.hash_password(password)}", "",
+        ]))  # fmt: skip
         try:
-            accounts = contract.credentials(secrets_dir=secrets, inventory_dir=self.inventory_dir,
-                                            project_dir=self.project_dir)["accounts"]  # fmt: skip
-        except GovmailError as exc:
-            raise DrillError(f"no user whose password the site knows: {exc}") from None
-        with_mail = {row["address"] for row in manifest_rows if row["messages"]}
-        for account in accounts:
-            if account["address"] in with_mail:
-                return account
-        return accounts[0]
+            yield {"address": account["address"], "login": f"{account['address']}*{clerk}", "password": password}
+        finally:
+            self._ldap("ldapdelete", f"{dn}\n")
 
     def _tls(self, secrets: Path) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(secrets / "pki" / "ca.crt"))
@@ -290,7 +337,7 @@ class Drill:
 
         client = Client(hostname, self.options.port_base + PUBLISHED["imaps"], ssl_context=self._tls(secrets),
                         timeout=30)  # fmt: skip
-        client.login(account["address"], account["password"])
+        client.login(account["login"], account["password"])
         return client
 
     def login(self, secrets: Path, account: dict[str, Any], known: set[str]) -> list[str]:
@@ -360,9 +407,9 @@ class Drill:
                 mismatches += verified["mismatches"]
                 agencies = self.agencies()
                 known = set(self._known_digests(name))
-                account = self._account(secrets, verified["mailboxes"])
-                mismatches += self.phases.run("login", lambda: self.login(secrets, account, known))
-                mismatches += self.phases.run("delivery", lambda: self.delivery(secrets, account))
+                with self.drill_credential(self._account(verified["mailboxes"])) as account:
+                    mismatches += self.phases.run("login", lambda: self.login(secrets, account, known))
+                    mismatches += self.phases.run("delivery", lambda: self.delivery(secrets, account))
                 rto = round(time.monotonic() - started, 1)
             except (DrillError, OSError, imaplib.IMAP4.error, smtplib.SMTPException, ssl.SSLError) as exc:
                 mismatches.append(f"{self.phases.rows[-1]['name'] if self.phases.rows else 'create'}: {exc}")

@@ -234,6 +234,14 @@ def test_restoring_the_same_archive_twice_changes_nothing(drill):
     assert counters and all(c["changed"] == 0 for c in counters.values()), counters
 
 
+def test_the_drills_own_clerk_is_gone_from_the_restored_directory(drill):
+    # the drill logs in with a temporary clerk of its own (no user's password needed) and deletes it
+    directory = f"{PREFIX}-{MAIL_CONTAINER}"  # <prefix>-<inventory host name>
+    ldif = subprocess.run(["docker", "exec", directory, "slapcat", "-o", "ldif-wrap=no"], capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+    assert "dn: uid=" in ldif and "govmail-drill-" not in ldif
+
+
 def test_drill_remove_takes_the_kept_stack_and_its_secrets_away(drill, cli_env):
     kept = drill["report"]["kept"]
     completed = subprocess.run(drill_command(drill["reports"], "--remove"), capture_output=True, text=True,

@@ -103,3 +103,44 @@ def test_a_kept_stack_lives_under_the_report_directory_named_by_its_prefix(tmp_p
     options = drill.Options(prefix="govmail-drill-k", keep=True)
     runner_ = drill.Drill(REPOSITORY / "inventories" / "lab", REPOSITORY, tmp_path, tmp_path / "r", options)
     assert runner_.kept_dir() == tmp_path / "r" / "govmail-drill-k-stack"
+
+
+def _lab_drill(tmp_path):
+    return drill.Drill(REPOSITORY / "inventories" / "lab", REPOSITORY, tmp_path, tmp_path / "r", drill.Options())
+
+
+def test_the_drill_opens_the_active_mailbox_with_the_most_mail(tmp_path, monkeypatch):
+    runner_ = _lab_drill(tmp_path)
+    base = "ou=sokhcn,ou=agencies,dc=quangtri,dc=gov,dc=vn"
+    entries = [
+        {"dn": [f"uid=a,{base}"], "objectclass": ["inetOrgPerson", "govmailMailbox"], "mail": ["a@q.vn"],
+         "govmailstatus": ["active"]},
+        {"dn": [f"uid=b,{base}"], "objectclass": ["inetOrgPerson", "govmailMailbox"], "mail": ["b@q.vn"],
+         "govmailstatus": ["locked"]},
+        {"dn": [f"uid=c,{base}"], "objectclass": ["inetOrgPerson", "govmailMailbox"], "mail": ["c@q.vn"],
+         "govmailstatus": ["active"]},
+        {"dn": [base], "objectclass": ["organizationalUnit"]},
+    ]  # fmt: skip
+    monkeypatch.setattr(runner_, "_entries", lambda: entries)
+    rows = [{"address": "a@q.vn", "messages": 2}, {"address": "b@q.vn", "messages": 9},
+            {"address": "c@q.vn", "messages": 5}]  # fmt: skip
+    assert runner_._account(rows) == {"address": "c@q.vn", "dn": f"uid=c,{base}"}
+    monkeypatch.setattr(runner_, "_entries", lambda: entries[3:])
+    with pytest.raises(drill.DrillError, match="no active mailbox"):
+        runner_._account(rows)
+
+
+def test_the_drills_own_clerk_is_delegated_the_mailbox_and_deleted_afterwards(tmp_path, monkeypatch):
+    runner_ = _lab_drill(tmp_path)
+    calls = []
+    monkeypatch.setattr(runner_, "_ldap", lambda tool, ldif: calls.append((tool, ldif)))
+    account = {"address": "c@q.vn", "dn": "uid=c,ou=sokhcn,ou=agencies,dc=q"}
+    with runner_.drill_credential(account) as credential:
+        assert len(calls) == 1 and calls[0][0] == "ldapadd"
+        ldif = calls[0][1]
+        clerk = credential["login"].split("*")[1]
+        assert credential["login"] == f"c@q.vn*{clerk}" and clerk.startswith("govmail-drill-")
+        assert f"mail: {clerk}" in ldif and "govmailDelegateFor: c@q.vn" in ldif
+        assert "dn: uid=govmail-drill-" in ldif and ",ou=sokhcn,ou=agencies,dc=q\n" in ldif
+        assert "userPassword: {ARGON2}" in ldif and credential["password"] not in ldif
+    assert calls[1][0] == "ldapdelete" and calls[1][1].startswith("uid=govmail-drill-")
