@@ -624,6 +624,70 @@ def restore(
     return {"archive": name, "mailboxes": results}
 
 
+#: Where ``restore --all`` puts an archive's logs: beside the new host's own, never over them.
+RESTORED_LOGS_DIR = "/var/log/govmail-restored"
+
+
+def merge_missing(source: Path, target: Path) -> int:
+    """Copy every file of the tree ``source`` that ``target`` lacks, with its mode, times and owner.
+
+    Files already in ``target`` are left as they are (newer data written since the archive wins);
+    returns the number of files copied. Directories are created as in ``source``.
+    """
+    copied = 0
+    for path in sorted(source.rglob("*")):
+        there = target / path.relative_to(source)
+        if path.is_dir() and not path.is_symlink():
+            if not there.exists():
+                there.mkdir(parents=True)
+                shutil.copystat(path, there)
+                os.chown(there, path.lstat().st_uid, path.lstat().st_gid)
+        elif not there.exists() and not there.is_symlink():
+            there.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, there, follow_symlinks=False)
+            os.chown(there, path.lstat().st_uid, path.lstat().st_gid, follow_symlinks=False)
+            copied += 1
+    return copied
+
+
+def restore_files(config: Config, archive: str) -> dict[str, Any]:
+    """Put back what an archive holds besides mail and the directory (``restore --all``).
+
+    ``data_paths`` (the lifecycle's archives of deleted mailboxes, the usage roll-ups of the
+    yearly report) go back into place, file by file where the host lacks them
+    (:func:`merge_missing`); ``log_paths`` (``/var/log``: O2's evidence) go to
+    ``RESTORED_LOGS_DIR/<archive>/<path>`` (``journalctl --directory`` reads a restored journal),
+    beside the new host's own logs, once (a second restore of the same archive finds them there).
+    ``/etc`` is not restored: the converge renders it and the secrets come from the recovery
+    bundle. Returns ``{"data_files": N, "logs": PATH, "logs_changed": bool}``; raises
+    :class:`BackupError` when restic cannot read the archive.
+    """
+    name = _resolve(config, archive)
+    data_paths = [str(p) for p in config.data.get("data_paths", [])]
+    log_paths = [str(p) for p in config.data.get("log_paths", [])]
+    logs = Path(RESTORED_LOGS_DIR) / name
+    wanted = data_paths + ([] if logs.exists() else log_paths)
+    copied = 0
+    if wanted:
+        work = Path(config["staging_dir"]).parent
+        work.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="govmail-restore-files-", dir=work) as temp:
+            args = ["restore", name, "--target", temp]
+            for path in wanted:
+                args += ["--include", path]
+            restic(config, args)
+            for path in data_paths:
+                if (Path(temp) / path.lstrip("/")).is_dir():
+                    copied += merge_missing(Path(temp) / path.lstrip("/"), Path(path))
+            if not logs.exists():
+                logs.mkdir(parents=True, mode=0o750)
+                for path in log_paths:
+                    if (Path(temp) / path.lstrip("/")).is_dir():
+                        merge_missing(Path(temp) / path.lstrip("/"), logs / path.lstrip("/"))
+                return {"data_files": copied, "logs": str(logs), "logs_changed": True}
+    return {"data_files": copied, "logs": str(logs), "logs_changed": False}
+
+
 def _database_directory(config_ldif: str, base_dn: str) -> str:
     """``olcDbDirectory`` of the database whose ``olcSuffix`` is ``base_dn``, from a cn=config export."""
     for entry in ldif_entries(config_ldif):
@@ -854,7 +918,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print(restore_directory(config, args.archive), True)
         elif args.command == "restore" and args.all:
             directory = restore_directory(config, args.archive)
-            _print({**restore(config, directory["archive"], None), "directory": directory["directory"]}, True)
+            mail = restore(config, directory["archive"], None)
+            files = restore_files(config, directory["archive"])
+            _print({**mail, "directory": directory["directory"], "files": files}, True)
         elif args.command == "restore":
             _print(
                 restore(config, args.archive, None if args.all else args.mailbox, into_folder=args.into_folder), True

@@ -53,6 +53,16 @@ def drill_command(reports: Path, *extra: str) -> list[str]:
             PREFIX, "--subnet", SUBNET, "--port-base", str(OFFSET + 1000), "--json", *extra]  # fmt: skip
 
 
+USAGE_DIR = "/var/lib/govmail/usage"  # govmail_usage_dir, the lab's and Molecule's default
+
+
+def usage_files(container: str) -> dict[str, str]:
+    """``{path: sha256}`` of the usage roll-ups on ``container``."""
+    listing = subprocess.run(["docker", "exec", container, "sh", "-c", f"cd {USAGE_DIR} && find . -type f "
+                              "-exec sha256sum {} +"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return {path: digest for digest, path in (line.split(None, 1) for line in listing.splitlines())}
+
+
 @pytest.fixture(scope="module")
 def drill(govmail, cli_env, tmp_path_factory, address, hostname, port, tls, alice):
     """One drill (``--keep``) of a fresh archive holding mail for alice.
@@ -69,11 +79,15 @@ def drill(govmail, cli_env, tmp_path_factory, address, hostname, port, tls, alic
     wait_for(lambda: len(client.search(None, "SUBJECT", tag)[1][0].split()) == 1, what="the delivery")
     before = snapshot_of(client)
     client.logout()
+    # a usage roll-up (yesterday's) in the archive: data a restore must put back in place
+    started = on_mail_host("systemctl start govmail-usage-rollup.service")
+    assert started.returncode == 0, started.stderr
+    usage = usage_files(MAIL_CONTAINER)
     archive = ok_json(govmail("backup", "run", "--json"))["archive"]
     reports = tmp_path_factory.mktemp("drill")
     result = subprocess.run(drill_command(reports, "--archive", archive, "--keep"), capture_output=True, text=True,
                             check=False, timeout=3600, cwd=PROJECT_DIR, env=cli_env)  # fmt: skip
-    yield {"archive": archive, "code": result.returncode, "stderr": result.stderr, "before": before,
+    yield {"archive": archive, "code": result.returncode, "stderr": result.stderr, "before": before, "usage": usage,
            "reports": reports, "report": json.loads(result.stdout) if result.stdout.strip() else {}}  # fmt: skip
     subprocess.run(drill_command(reports, "--remove"), capture_output=True, check=False, timeout=600,
                    cwd=PROJECT_DIR, env=cli_env)  # fmt: skip
@@ -213,6 +227,23 @@ def recap(output: str) -> dict[str, dict[str, int]]:
         m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
         for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE)
     }
+
+
+def test_the_usage_roll_ups_come_back_in_place_and_the_old_logs_beside_the_new(drill):
+    restored_host = f"{PREFIX}-{MAIL_CONTAINER}"  # <prefix>-<inventory host name>
+    assert drill["usage"], "the scenario had no usage roll-up to back up"
+    own_run = subprocess.run(["docker", "exec", restored_host, "systemctl", "show", "-p", "ExecMainStartTimestamp",
+                              "--value", "govmail-usage-rollup.service"], capture_output=True, text=True,
+                             check=True).stdout.strip()  # fmt: skip
+    restored = usage_files(restored_host)
+    for path, digest in drill["usage"].items():
+        assert path in restored, f"usage roll-up {path} was not restored"
+        if not own_run:  # the new host's own timer may have written its own roll-up of that day since
+            assert restored[path] == digest, path
+    logs = f"/var/log/govmail-restored/{drill['archive']}/var/log/journal"
+    journals = subprocess.run(["docker", "exec", restored_host, "find", logs, "-name", "*.journal"],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+    assert journals.returncode == 0 and journals.stdout.strip(), f"no journal of the old host in {logs}"
 
 
 def test_restoring_the_same_archive_twice_changes_nothing(drill):

@@ -192,3 +192,20 @@ def test_a_message_the_manifest_does_not_know_is_named(vmail):
     assert backup.compare(manifest, _mailboxes(vmail), DIRECTORY)["mismatches"] == [
         "bob@quangtri.gov.vn: folder 'INBOX': message 5.M5.h,S=4 not in the manifest"
     ]
+
+
+def test_merge_missing_puts_back_only_what_the_host_lacks(tmp_path):
+    source, target = tmp_path / "archive", tmp_path / "host"
+    (source / "2026" / "11").mkdir(parents=True)
+    (source / "2026" / "11" / "2026-11-28.json.gz").write_bytes(b"archived 28")
+    (source / "2026" / "11" / "2026-11-29.json.gz").write_bytes(b"archived 29")
+    (source / "old.tar.gz").write_bytes(b"deleted mailbox")
+    os.utime(source / "old.tar.gz", (1_700_000_000, 1_700_000_000))
+    (target / "2026" / "11").mkdir(parents=True)
+    (target / "2026" / "11" / "2026-11-29.json.gz").write_bytes(b"written since")
+    assert backup.merge_missing(source, target) == 2
+    assert (target / "2026" / "11" / "2026-11-28.json.gz").read_bytes() == b"archived 28"
+    assert (target / "2026" / "11" / "2026-11-29.json.gz").read_bytes() == b"written since"  # newer data wins
+    assert (target / "old.tar.gz").read_bytes() == b"deleted mailbox"
+    assert (target / "old.tar.gz").stat().st_mtime == 1_700_000_000
+    assert backup.merge_missing(source, target) == 0  # a second restore changes nothing
