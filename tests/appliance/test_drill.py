@@ -19,9 +19,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -255,7 +257,8 @@ def test_restoring_the_same_archive_twice_changes_nothing(drill):
     for name in ("GOVMAIL_MAIL_CONTAINER", "GOVMAIL_DIRECTORY_CONTAINER"):
         env.pop(name, None)
     second = subprocess.run(
-        ["ansible-playbook", "-i", kept["inventory"], "playbooks/restore.yml", "--tags", "backup",
+        [shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook", "-i",
+         kept["inventory"], "playbooks/restore.yml", "--tags", "backup",
          "-e", f"backup_restore_archive={drill['archive']}", "-e", f"govmail_secrets_dir={kept['secrets']}"],
         cwd=PROJECT_DIR, capture_output=True, text=True, check=False, timeout=3600, env=env,
     )  # fmt: skip
