@@ -11,6 +11,7 @@ import base64
 import contextlib
 import imaplib
 import poplib
+import re
 import smtplib
 import socket
 import ssl
@@ -115,7 +116,13 @@ class ManageSieve:
         """PUTSCRIPT with a non-synchronising literal (RFC 5804 2.6); the status line."""
         data = text.encode()
         self.sock.sendall(f'PUTSCRIPT "{name}" {{{len(data)}+}}\r\n'.encode() + data + b"\r\n")
-        return self._read_response()[1]
+        status = self._read_response()[1]
+        literal = re.fullmatch(r"(.*)\{(\d+)\}", status)
+        if literal:  # the reason as a literal (the compiler's errors): "NO <reason>"
+            reason = self.file.read(int(literal.group(2))).decode("utf-8", "replace")
+            self.file.readline()
+            status = literal.group(1) + reason
+        return status
 
     def set_active(self, name: str) -> str:
         """SETACTIVE (RFC 5804 2.8); "" deactivates every script. The status line."""

@@ -148,3 +148,16 @@ def test_the_forwarding_listener_accepts_only_government_recipients(mail_host, f
     assert code == expected, text
     if expected == 550:
         assert text == f"5.7.1 <{recipient}>: Recipient address rejected: {REASON}"
+
+
+def test_a_script_that_would_mail_a_notification_anywhere_is_refused_at_upload(address, hostname, port, tls, forwarder):
+    # enotify's mailto: could carry a message's text to any address: the extension is off (C5)
+    client = clients.ManageSieve(address, hostname, port("managesieve"))
+    try:
+        assert client.starttls(tls).upper().startswith("OK")
+        assert client.authenticate(forwarder["address"], forwarder["password"]).upper().startswith("OK")
+        script = f'require "enotify";\nnotify :message "${{subject}}" "mailto:{OUTSIDE_TARGET}";\n'
+        answer = client.put_script(SCRIPT_NAME, script)
+        assert answer.upper().startswith("NO") and "enotify" in answer, answer
+    finally:
+        client.close()
