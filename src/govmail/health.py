@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import contract, remote
+from . import contract, dns, remote
 from .errors import GovmailError, InventoryError
 from .inventory import Site
 
@@ -324,21 +324,12 @@ def _judge_quota(host: str, quota: dict, limits: dict[str, int]) -> dict[str, An
 
 
 def dns_check(site: Site) -> dict[str, Any] | None:
-    """The DNS records the appliance needs, as a warning to compare with the zone by hand.
-
-    No query is sent (the appliance works offline; DESIGN.md): MX of the domain to the mail host
-    name, its A/AAAA record, and a PTR for each MX host's public address. ``None`` when the
-    inventory sets ``govmail_check_dns: false`` (the lab has no zone of its own).
-    """
+    """The DNS records the appliance needs (govmail.dns: the one list ``govmail dns`` prints), as a
+    warning to compare with the zone by hand; no query is sent. ``None`` when the inventory sets
+    ``govmail_check_dns: false``. Raises :class:`govmail.dns.DnsError` naming a malformed fact."""
     if not site.value("govmail_check_dns", True):
         return None
-    domain = str(site.required("govmail_domain")).lower()
-    hostname = str(site.required("govmail_mail_hostname")).lower()
-    records = [
-        f"{domain}. MX 10 {hostname}.",
-        f"{hostname}. A/AAAA <public address>",
-        f"PTR of that address -> {hostname}.",
-    ]
+    records = [f"{r['name']} {r['type']} {r['value']}" for r in dns.site_records(site)]
     detail = "not resolved here (no DNS traffic is sent): the site needs " + "; ".join(records)
     return check(
         "warning", site.first_host("mx") if site.hosts("mx") else "site", "dns", "records", detail, {"records": records}

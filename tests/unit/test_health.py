@@ -281,8 +281,9 @@ def test_each_host_is_asked_for_what_its_groups_run(project):
 
 
 def test_the_dns_records_are_a_warning_unless_the_inventory_says_they_were_checked(project):
-    row = health.dns_check(_site(project))
+    row = health.dns_check(_site(project, "  vars: {govmail_dns_addresses: [203.0.113.25]}\n"))
     assert row["status"] == "warning" and "quangtri.gov.vn. MX 10 mail.quangtri.gov.vn." in row["detail"]
+    assert "25.113.0.203.in-addr.arpa. PTR mail.quangtri.gov.vn." in row["detail"]
     assert health.dns_check(_site(project, "  vars: {govmail_check_dns: false}\n")) is None
 
 
