@@ -31,6 +31,8 @@ def govmail_dns_records(
     spf: str = "v=spf1 mx -all",
     dmarc_policy: str = "quarantine",
     dmarc_rua: str = "",
+    dkim_selector: str = "",
+    dkim_record: str = "",
 ) -> list[dict]:
     """The records the site publishes (govmail.dns.records): ``[{"name", "type", "value"}, ...]``.
 
@@ -40,6 +42,7 @@ def govmail_dns_records(
         return dns.records(
             str(domain), str(mail_hostname), list(addresses or []), spf=str(spf),
             dmarc_policy=str(dmarc_policy), dmarc_rua=str(dmarc_rua or ""),
+            dkim_selector=str(dkim_selector or ""), dkim_record=str(dkim_record or ""),
         )  # fmt: skip
     except GovmailError as exc:
         raise AnsibleFilterError(str(exc)) from None

@@ -23,7 +23,9 @@ The records, from the shared facts:
 - SPF ``TXT`` of the domain: ``govmail_dns_spf`` (default ``v=spf1 mx -all``: only the domain's MX
   hosts send for it; RFC 7208);
 - DMARC ``TXT`` of ``_dmarc.<domain>``: ``v=DMARC1; p=<govmail_dns_dmarc_policy>`` and, when
-  ``govmail_dns_dmarc_rua`` names a mailbox, ``rua=mailto:<it>`` (RFC 7489 §6.3).
+  ``govmail_dns_dmarc_rua`` names a mailbox, ``rua=mailto:<it>`` (RFC 7489 §6.3);
+- DKIM ``TXT`` of ``<govmail_dkim_selector>._domainkey.<domain>``: the public half of the site's
+  key (govmail.dkim; RFC 6376 §3.6.2), with which roles/filter signs the domain's outbound mail.
 """
 
 from __future__ import annotations
@@ -74,12 +76,16 @@ def records(
     spf: str = "v=spf1 mx -all",
     dmarc_policy: str = "quarantine",
     dmarc_rua: str = "",
+    dkim_selector: str = "",
+    dkim_record: str = "",
 ) -> list[dict[str, str]]:
     """Every record the site must publish (module docstring), in a stable order.
 
     Arguments are the shared facts of the same names (``govmail_domain``, ``govmail_mail_hostname``,
     ``govmail_dns_addresses``, ``govmail_dns_spf``, ``govmail_dns_dmarc_policy``,
-    ``govmail_dns_dmarc_rua``). Raises :class:`DnsError` naming the fact that is malformed.
+    ``govmail_dns_dmarc_rua``, ``govmail_dkim_selector``, ``govmail_dkim_record``: the TXT value of
+    the site's DKIM key, govmail.dkim.txt_value; no DKIM record when either is empty). Raises
+    :class:`DnsError` naming the fact that is malformed.
     """
     zone = _host_name(domain, "govmail_domain")
     host = _host_name(mail_hostname, "govmail_mail_hostname")
@@ -99,6 +105,10 @@ def records(
     rows += [{"name": f"{a.reverse_pointer}.", "type": "PTR", "value": f"{host}."} for a in found]
     rows.append({"name": f"{zone}.", "type": "TXT", "value": spf})
     rows.append({"name": f"_dmarc.{zone}.", "type": "TXT", "value": dmarc})
+    if dkim_selector and dkim_record:
+        if not str(dkim_record).startswith("v=DKIM1;"):
+            raise DnsError(f"govmail_dkim_record is {str(dkim_record)[:40]!r}...: a DKIM record starts with v=DKIM1;")
+        rows.append({"name": f"{dkim_selector}._domainkey.{zone}.", "type": "TXT", "value": str(dkim_record)})
     return rows
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from govmail import dns
+from govmail import dkim, dns
 from govmail.cli import app
 from govmail.inventory import Site
 
@@ -88,7 +88,19 @@ def _inventory(project: Path, extra: str) -> Path:
 
 def test_the_records_fact_is_the_one_the_roles_read(project):
     site = Site(_inventory(project, "govmail_dns_addresses: [203.0.113.25]\n"), project)
-    assert dns.site_records(site) == [r for r in EXPECTED if "2001" not in r["value"] and "ip6" not in r["name"]]
+    found = dns.site_records(site)
+    assert found[:-1] == [r for r in EXPECTED if "2001" not in r["value"] and "ip6" not in r["name"]]
+    key = project / ".lab" / "secrets" / "dkim" / "quangtri.gov.vn.govmail.key"  # generated on first use
+    assert found[-1] == {"name": "govmail._domainkey.quangtri.gov.vn.", "type": "TXT", "value": dkim.txt_value(key)}
+    assert dns.site_records(site)[-1] == found[-1]  # the same key, not a new one
+
+
+def test_the_dkim_record_joins_the_list_with_its_selector():
+    found = dns.records(
+        "quangtri.gov.vn", "mail.quangtri.gov.vn", ["203.0.113.25"],
+        dkim_selector="s2026", dkim_record="v=DKIM1; k=rsa; p=AB",
+    )  # fmt: skip
+    assert found[-1] == {"name": "s2026._domainkey.quangtri.gov.vn.", "type": "TXT", "value": "v=DKIM1; k=rsa; p=AB"}
 
 
 def test_govmail_dns_prints_the_records_as_json_and_as_a_table(project, monkeypatch):
@@ -97,7 +109,8 @@ def test_govmail_dns_prints_the_records_as_json_and_as_a_table(project, monkeypa
     result = CliRunner().invoke(app, ["dns", "--json"])
     assert result.exit_code == 0, result.output
     records = json.loads(result.output)["records"]
-    assert records[0] == EXPECTED[0] and records[-1]["value"] == "v=DMARC1; p=reject"
+    assert records[0] == EXPECTED[0] and records[-2]["value"] == "v=DMARC1; p=reject"
+    assert records[-1]["name"] == "govmail._domainkey.quangtri.gov.vn."
     table = CliRunner().invoke(app, ["dns"])
     assert table.exit_code == 0 and "25.113.0.203.in-addr.arpa." in table.output and "v=spf1 mx -all" in table.output
 
