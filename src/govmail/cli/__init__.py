@@ -10,6 +10,7 @@ from . import (  # noqa: F401 - they register their commands
     account_commands,
     backup_commands,
     cert_commands,
+    dns_commands,
     lab_commands,
     lifecycle_commands,
     operations_commands,
