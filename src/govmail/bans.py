@@ -22,7 +22,7 @@ from .inventory import Site
 GROUPS = ("mx", "mailstore")
 CLIENT = "fail2ban-client"
 
-__all__ = ["BanError", "GROUPS", "hosts", "parse_address", "parse_networks", "unban"]
+__all__ = ["GROUPS", "BanError", "hosts", "parse_address", "parse_networks", "unban"]
 
 
 def parse_address(text: str) -> str:
@@ -80,9 +80,7 @@ def _ask(runner: remote.Runner, *args: str) -> str:
     return completed.stdout
 
 
-def unban(
-    site: Site, address: str, runner_for: Callable[[Site, str], remote.Runner] | None = None
-) -> dict[str, Any]:
+def unban(site: Site, address: str, runner_for: Callable[[Site, str], remote.Runner] | None = None) -> dict[str, Any]:
     """Lift every ban of ``address`` on every host of :func:`hosts`.
 
     Returns ``{"address": A, "unbanned": [{"host": H, "jails": [J, ...]}, ...]}``: one entry per
@@ -95,7 +93,9 @@ def unban(
     runner_for = runner_for or remote.host_runner
     names = hosts(site)
     if not names:
-        raise BanError(f"inventory {site.inventory_dir} has no host in the mx or mailstore groups: nothing runs fail2ban")
+        raise BanError(
+            f"inventory {site.inventory_dir} has no host in the mx or mailstore groups: nothing runs fail2ban"
+        )
     unbanned = []
     for name in names:
         runner = runner_for(site, name)

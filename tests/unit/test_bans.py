@@ -90,7 +90,10 @@ def test_a_host_without_fail2ban_is_named(project):
 def test_the_cli_refuses_a_malformed_address_in_one_line_before_asking_any_host(project):
     result = CliRunner().invoke(app, ["unban", "192.0.2.300", "--json"])
     assert result.exit_code == 1
-    assert result.output.strip() == "govmail: '192.0.2.300' is not an IP address: give one address, e.g. 192.0.2.10 or 2001:db8::10"
+    assert (
+        result.output.strip()
+        == "govmail: '192.0.2.300' is not an IP address: give one address, e.g. 192.0.2.10 or 2001:db8::10"
+    )
 
 
 def test_the_cli_prints_the_json_document(project, monkeypatch):
