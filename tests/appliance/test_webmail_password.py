@@ -81,8 +81,9 @@ def open_password_settings(me: Person):
     """Settings → Mật khẩu, as a person clicks (the password plugin's page replaces the settings
     page: no frame); the page."""
     with me.step("open-password-settings"):
-        me.page.click("#taskmenu a.settings")
-        me.page.wait_for_load_state("networkidle")
+        if "_task=settings" not in me.page.url:
+            me.page.click("#taskmenu a.settings")
+            me.page.wait_for_load_state("networkidle")
         me.page.click("#settings-menu li.password a")
         me.page.wait_for_url(re.compile(r"_action=plugin\.password"))
         me.page.locator("#newpasswd").wait_for()
@@ -145,6 +146,25 @@ def test_a_weak_password_is_refused_with_the_policys_vietnamese_reason(tab, owne
     said = submit_change(me, open_password_settings(me), owner["password"], weak)
     assert said == f"{REFUSED} {SAID[reason].format(n=policy['password_min_length_user'])}"
     assert login_ok(owner["address"], owner["password"]) and not login_ok(owner["address"], weak)
+
+
+def test_a_person_who_chose_english_is_told_the_reason_in_english(tab, owner, login_ok):
+    me = tab(owner)
+    me.log_in()
+    with me.step("choose-english"):  # Settings → Sở thích → Giao diện người dùng → Ngôn ngữ
+        me.page.click("#taskmenu a.settings")
+        me.page.wait_for_load_state("networkidle")
+        me.page.locator("#sections-table tr.general").first.click()
+        frame = me.page.frame_locator("#preferences-frame")
+        frame.locator("select[name=_language]").select_option("en_US")
+        frame.locator(".formbuttons .submit").first.click()
+        me.page.wait_for_load_state("networkidle")
+    said = submit_change(me, open_password_settings(me), owner["password"], "khongcohoa1!x")
+    assert said == (
+        "The directory refused the new password: "
+        "The new password is too weak: it must contain every kind of character listed below."
+    )
+    assert login_ok(owner["address"], owner["password"])
 
 
 def test_a_reused_password_is_refused_with_its_own_message(tab, owner, login_ok):
