@@ -18,11 +18,11 @@ from pathlib import Path
 from ansible.errors import AnsibleFilterError
 
 try:
-    from govmail import naming, pki, policy, recovery, sizes
+    from govmail import bans, naming, pki, policy, recovery, sizes
     from govmail.errors import GovmailError
 except ImportError:  # ansible-playbook from a Python without the package: use the checkout's
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-    from govmail import naming, pki, policy, recovery, sizes
+    from govmail import bans, naming, pki, policy, recovery, sizes
     from govmail.errors import GovmailError
 
 
@@ -96,6 +96,15 @@ def govmail_management_address(addresses: list, network: str, host: str = "this 
     return found[0]
 
 
+def govmail_ip_networks(values: list, name: str = "addresses") -> list[str]:
+    """Addresses or CIDR networks in normal form (govmail.bans.parse_networks), e.g. fail2ban's
+    ignore list; AnsibleFilterError naming ``name`` and the first value that is neither."""
+    try:
+        return bans.parse_networks(values or [], name)
+    except GovmailError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
 def govmail_revocations(ca_dir: str) -> list[dict]:
     """The internal CA's recorded revocations (``govmail cert revoke``) as x509_crl's
     ``revoked_certificates``: ``[{serial_number, revocation_date, reason}]`` (govmail.pki)."""
@@ -123,7 +132,7 @@ def govmail_secrets_bundle(secrets_dir: str) -> str:
 
 class FilterModule:
     """govmail_base_dn, govmail_policy, govmail_bytes, govmail_minimum_quota, govmail_revocations,
-    govmail_issued_path, govmail_secrets_bundle."""
+    govmail_issued_path, govmail_secrets_bundle, govmail_ip_networks."""
 
     def filters(self) -> dict:
         return {
@@ -136,4 +145,5 @@ class FilterModule:
             "govmail_issued_path": govmail_issued_path,
             "govmail_secrets_bundle": govmail_secrets_bundle,
             "govmail_fold": govmail_fold,
+            "govmail_ip_networks": govmail_ip_networks,
         }

@@ -181,7 +181,8 @@ class Drill:
         for host in self.groups:
             argv = ["run", "--detach", "--name", self.container(host), "--hostname", host,
                     "--network", self.network, "--network-alias", host, "--cgroupns", "private",
-                    "--cap-add", "SYS_ADMIN", "--tmpfs", "/run", "--tmpfs", "/run/lock"]  # fmt: skip
+                    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",  # NET_ADMIN: fail2ban's nftables
+                    "--tmpfs", "/run", "--tmpfs", "/run/lock"]  # fmt: skip
             if host == self.mail_host:
                 for port in PUBLISHED.values():
                     argv += ["--publish", f"127.0.0.1:{self.options.port_base + port}:{port}"]

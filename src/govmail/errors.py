@@ -131,3 +131,7 @@ class ImportApplyError(AccountError):
     def __init__(self, message: str, report: dict[str, Any]) -> None:
         super().__init__(message)
         self.report = report
+
+
+class BanError(GovmailError):
+    """An address to unban is malformed, or fail2ban on a host cannot be asked or does not answer."""

@@ -19,9 +19,9 @@ The report's status is the worst of its checks; :data:`EXIT_CODES` maps it to th
 monitoring system reads (0 ok, 1 warning, 2 critical: the Nagios plugin convention).
 
 Backup age: :func:`backup_checks` (the newest archive of each backup client). Not yet here,
-with its seam: replication state (no replicated directory yet). DNS is never queried (the
-appliance works offline and sends no DNS traffic beyond its hosts): :func:`dns_check` lists the
-records the site needs as a warning, for a person to compare with the zone.
+with its seam: replication state (no replicated directory yet). DNS: each host asks its own
+resolver for every record of ``govmail dns`` (:func:`dns_queries`, :func:`judge_dns`); with the
+site's own DNS server (roles/dns) those queries never leave the site's network.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import contract, remote
+from . import contract, dns, remote
 from .errors import GovmailError, InventoryError
 from .inventory import Site
 
@@ -191,6 +191,8 @@ def judge(host: str, spec: dict[str, Any], facts: dict[str, Any], limits: dict[s
         rows.append(_judge_quota(host, facts["quota"], limits))
     if "crl" in facts:
         rows.append(_judge_crl(host, facts["crl"], now, limits))
+    if "dns" in facts and spec.get("dns"):
+        rows.extend(judge_dns(host, spec["dns"], facts["dns"]))
     if "directory" in facts:
         found = facts["directory"]
         key = spec["directory"]["key"]
@@ -323,26 +325,55 @@ def _judge_quota(host: str, quota: dict, limits: dict[str, int]) -> dict[str, An
 # --- seams: DNS and backups ---------------------------------------------------------------------
 
 
-def dns_check(site: Site) -> dict[str, Any] | None:
-    """The DNS records the appliance needs, as a warning to compare with the zone by hand.
-
-    No query is sent (the appliance works offline; DESIGN.md): MX of the domain to the mail host
-    name, its A/AAAA record, and a PTR for each MX host's public address. ``None`` when the
-    inventory sets ``govmail_check_dns: false`` (the lab has no zone of its own).
-    """
+def dns_queries(site: Site) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What each host's resolver is asked: the records of ``govmail dns`` (govmail.dns, the one
+    list roles/dns serves), one query per name and type with its expected values, and rows to add
+    (a warning naming a malformed fact, so the rest of the check still runs). Nothing when the
+    inventory sets ``govmail_check_dns: false``."""
     if not site.value("govmail_check_dns", True):
-        return None
-    domain = str(site.required("govmail_domain")).lower()
-    hostname = str(site.required("govmail_mail_hostname")).lower()
-    records = [
-        f"{domain}. MX 10 {hostname}.",
-        f"{hostname}. A/AAAA <public address>",
-        f"PTR of that address -> {hostname}.",
-    ]
-    detail = "not resolved here (no DNS traffic is sent): the site needs " + "; ".join(records)
-    return check(
-        "warning", site.first_host("mx") if site.hosts("mx") else "site", "dns", "records", detail, {"records": records}
-    )
+        return [], []
+    try:
+        records = dns.site_records(site)
+    except dns.DnsError as exc:
+        host = site.first_host("mx") if site.hosts("mx") else "site"
+        return [], [check("warning", host, "dns", "records", f"the records cannot be made: {exc}")]
+    queries: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in records:
+        query = queries.setdefault((record["name"], record["type"]), {**record, "expected": []})
+        query["expected"].append(record["value"])
+    return [{"name": q["name"], "type": q["type"], "expected": q["expected"]} for q in queries.values()], []
+
+
+def judge_dns(host: str, queries: list[dict[str, Any]], found: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per record (``check``: ``MX quangtri.gov.vn.``) from what the host's resolver answered
+    (govmail.probe.dns). Present and equal (in govmail.dns.normalise's form): ok; missing or
+    different: warning naming what is expected and what was seen; the resolver unreachable: one
+    warning naming it. Never critical: the host's resolver is not the Internet's view of the zone
+    (a site may run split DNS), and mail inside the site does not depend on it (README)."""
+    resolver = ", ".join(found.get("resolvers") or []) or "none (no nameserver in /etc/resolv.conf)"
+    if found.get("error"):
+        detail = f"the host's resolver {resolver} does not answer: {found['error']}"
+        return [check("warning", host, "dns", "resolver", detail)]
+    answers = {(a["name"], a["type"]): a for a in found.get("answers", [])}
+    rows = []
+    for query in queries:
+        name, kind = query["name"], query["type"]
+        answer = answers.get((name, kind), {"status": None, "values": [], "error": "not asked"})
+        expected = sorted(dns.normalise(kind, value) for value in query["expected"])
+        seen = sorted(dns.normalise(kind, value) for value in answer["values"])
+        label = f"{kind} {name}"
+        shown = " | ".join(expected)
+        if answer.get("error"):
+            rows.append(check("warning", host, "dns", label, f"asking {resolver} failed: {answer['error']}"))
+        elif seen == expected:
+            rows.append(check("ok", host, "dns", label, f"{shown} (resolver {resolver})"))
+        elif not seen:
+            detail = f"missing: expected {shown}; resolver {resolver} answered {answer['status']} with no {kind} record"
+            rows.append(check("warning", host, "dns", label, detail, {"expected": expected, "seen": seen}))
+        else:
+            detail = f"expected {shown}, resolver {resolver} sees {' | '.join(seen)}"
+            rows.append(check("warning", host, "dns", label, detail, {"expected": expected, "seen": seen}))
+    return rows
 
 
 BACKUP_THRESHOLDS = ("govmail_check_backup_warning_hours", "govmail_check_backup_critical_hours")
@@ -458,9 +489,11 @@ def run(
     hosts = site.hosts("all")
     if not hosts:
         raise InventoryError(f"inventory {site.inventory_dir} has no hosts: add them to hosts.yml")
-    rows: list[dict[str, Any]] = []
+    queries, rows = dns_queries(site)
     for host in hosts:
         spec = host_spec(site, host)
+        if queries:
+            spec["dns"] = queries
         try:
             runner = runner_for(site, host)
             python = str(site.host_value(host, "ansible_python_interpreter") or "/usr/bin/python3")
@@ -471,9 +504,6 @@ def run(
         rows.append(check("ok", host, "host", "reachable", f"probed through {runner.description}"))
         rows.extend(judge(host, spec, facts, limits))
     rows.extend(backup_checks(site, runner_for))
-    dns = dns_check(site)
-    if dns is not None:
-        rows.append(dns)
     return {"status": worst(row["status"] for row in rows), "checks": rows}
 
 

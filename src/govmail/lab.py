@@ -52,10 +52,11 @@ MIRROR_ENV = "GOVMAIL_DEBIAN_MIRROR"
 IMAGE_CONTEXT = Path(__file__).resolve().parent / "images" / "trixie-systemd"
 
 # Run flags that boot systemd under this machine's Docker (DESIGN.md, "The lab"):
-# --cgroupns=private --cap-add SYS_ADMIN --tmpfs /run --tmpfs /run/lock (never --privileged).
+# --cgroupns=private --cap-add SYS_ADMIN --tmpfs /run --tmpfs /run/lock (never --privileged), and
+# --cap-add NET_ADMIN for fail2ban's nftables bans (roles/fail2ban; notes/debian13.md §5).
 RUN_FLAGS: dict[str, Any] = {
     "cgroupns": "private",
-    "cap_add": ["SYS_ADMIN"],
+    "cap_add": ["SYS_ADMIN", "NET_ADMIN"],
     "tmpfs": {"/run": "", "/run/lock": ""},
 }
 SYSTEMD_BOOT_TIMEOUT = 120

@@ -4,7 +4,8 @@ This module runs **on the host**, with the host's own ``/usr/bin/python3`` and t
 library only (every host Ansible manages has Python 3; nothing else is certain there, e.g. on the
 backup host). The controller sends this file's source on stdin, as Ansible sends its modules:
 ``python3 - SPEC`` (:func:`govmail.health.collect`), and reads one JSON document from stdout.
-It changes nothing on the host and talks only to the host's own loopback address.
+It changes nothing on the host and talks only to the host's own loopback address, except the
+DNS queries, which go to the resolver the host itself uses (its /etc/resolv.conf).
 
 SPEC (JSON)::
 
@@ -15,7 +16,8 @@ SPEC (JSON)::
      "queue": true,                             # read Postfix's queue (postqueue -j)
      "store": "/var/vmail",                     # mail store root (or null)
      "quota_domain": "quangtri.gov.vn",         # read every mailbox's quota (or null)
-     "directory": {"table": "ldap:/etc/postfix/ldap/virtual_domains.cf", "key": "quangtri.gov.vn"}}
+     "directory": {"table": "ldap:/etc/postfix/ldap/virtual_domains.cf", "key": "quangtri.gov.vn"},
+     "dns": [{"name": "quangtri.gov.vn.", "type": "MX", "expected": [...]}, ...]}  # govmail.dns's records
 
 Answer (JSON; sizes in bytes, times in seconds since the epoch)::
 
@@ -26,7 +28,8 @@ Answer (JSON; sizes in bytes, times in seconds since the epoch)::
      "queue": {"messages": 2, "oldest": 1795999000.0, "error": null},
      "store": {"path": "/var/vmail", "bytes": .., "bytes_free": .., "inodes": .., "inodes_free": ..},
      "quota": {"mailboxes": [{"address": "a@d", "used_kib": 10, "limit_kib": 2097152}], "error": null},
-     "directory": {"answer": "quangtri.gov.vn", "error": null}}
+     "directory": {"answer": "quangtri.gov.vn", "error": null},
+     "dns": {"resolvers": ["172.29.41.3"], "error": null, "answers": [...]}}   # see dns()
 
 Port modes: ``implicit`` (TLS from the first byte: 465, 993, 995, 636) or the protocol's own
 upgrade: ``smtp`` (EHLO, STARTTLS: RFC 3207), ``imap`` (STARTTLS: RFC 9051 §6.2.1), ``pop3``
@@ -304,6 +307,66 @@ def crl(path: str, ca_file: str) -> dict[str, Any] | None:
     return {"path": path, "data": base64.b64encode(data).decode(), "ca": base64.b64encode(ca).decode()}
 
 
+RESOLV_CONF = "/etc/resolv.conf"
+DIG_TIMEOUT = 2  # seconds per try (dig +time), two tries per record
+
+
+def resolvers(path: str = RESOLV_CONF) -> list[str]:
+    """The ``nameserver`` addresses of the host's resolver configuration (resolv.conf(5))."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [
+        line.split()[1] for line in text.splitlines() if line.strip().startswith("nameserver") and len(line.split()) > 1
+    ]
+
+
+def dns(queries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each ``{"name", "type"}`` asked of the host's own resolver with Debian's ``dig`` (bind9-dnsutils),
+    as any program on the host would see it. Answer::
+
+        {"resolvers": ["172.29.41.3"], "error": null | "no resolver answers (...)",
+         "answers": [{"name": N, "type": T, "status": "NOERROR"|"NXDOMAIN"|..., "values": [DATA, ...],
+                      "error": null | TEXT}, ...]}
+
+    ``values`` are the answer section's data of that type (zone-file presentation, as dig prints it).
+    ``error`` (top level) is set when not one query got an answer: the resolver is unreachable.
+    """
+    answers = []
+    for query in queries:
+        argv = [
+            "dig",
+            "+noall",
+            "+answer",
+            "+comments",
+            f"+time={DIG_TIMEOUT}",
+            "+tries=2",
+            query["name"],
+            query["type"],
+        ]
+        try:
+            completed = _run(argv)
+        except FileNotFoundError:
+            return {"resolvers": resolvers(), "answers": [], "error": "dig is not installed (Debian's bind9-dnsutils)"}
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            answers.append({**query, "status": None, "values": [], "error": str(exc)})
+            continue
+        status, values = None, []
+        for line in completed.stdout.splitlines():
+            if "status:" in line and line.startswith(";;"):
+                status = line.split("status:", 1)[1].split(",", 1)[0].strip()
+            elif line and not line.startswith(";"):
+                fields = line.split(None, 4)
+                if len(fields) == 5 and fields[3].upper() == query["type"].upper():
+                    values.append(fields[4])
+        error = None if status else _last_line(completed).lstrip("; ")
+        answers.append({**query, "status": status, "values": values, "error": error})
+    unreachable = answers and all(answer["status"] is None for answer in answers)
+    error = f"no resolver answers ({answers[0]['error']})" if unreachable else None
+    return {"resolvers": resolvers(), "answers": answers, "error": error}
+
+
 def probe(spec: dict[str, Any]) -> dict[str, Any]:
     """Every fact ``spec`` asks for (module docstring)."""
     facts: dict[str, Any] = {"now": time.time(), "units": units(spec.get("units", []))}
@@ -320,6 +383,8 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
             facts["quota"] = quota(spec["store"], spec["quota_domain"])
     if spec.get("directory"):
         facts["directory"] = directory(spec["directory"]["table"], spec["directory"]["key"])
+    if spec.get("dns"):
+        facts["dns"] = dns([{"name": q["name"], "type": q["type"]} for q in spec["dns"]])
     if spec.get("crl_file"):
         published = crl(spec["crl_file"], spec["ca_file"])
         if published is not None:

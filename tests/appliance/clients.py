@@ -11,6 +11,7 @@ import base64
 import contextlib
 import imaplib
 import poplib
+import re
 import smtplib
 import socket
 import ssl
@@ -77,7 +78,7 @@ class POP3_SSL(poplib.POP3_SSL):
 
 
 class ManageSieve:
-    """Just enough of RFC 5804 to test STARTTLS and login."""
+    """Just enough of RFC 5804 to test STARTTLS, login and uploading a script."""
 
     def __init__(self, address: str, hostname: str, port: int):
         self.hostname = hostname
@@ -110,6 +111,25 @@ class ManageSieve:
     def authenticate(self, user: str, password: str) -> str:
         token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
         return self.command(f'AUTHENTICATE "PLAIN" "{token}"')[1]
+
+    def put_script(self, name: str, text: str) -> str:
+        """PUTSCRIPT with a non-synchronising literal (RFC 5804 2.6); the status line."""
+        data = text.encode()
+        self.sock.sendall(f'PUTSCRIPT "{name}" {{{len(data)}+}}\r\n'.encode() + data + b"\r\n")
+        status = self._read_response()[1]
+        literal = re.fullmatch(r"(.*)\{(\d+)\}", status)
+        if literal:  # the reason as a literal (the compiler's errors): "NO <reason>"
+            reason = self.file.read(int(literal.group(2))).decode("utf-8", "replace")
+            self.file.readline()
+            status = literal.group(1) + reason
+        return status
+
+    def set_active(self, name: str) -> str:
+        """SETACTIVE (RFC 5804 2.8); "" deactivates every script. The status line."""
+        return self.command(f'SETACTIVE "{name}"')[1]
+
+    def delete_script(self, name: str) -> str:
+        return self.command(f'DELETESCRIPT "{name}"')[1]
 
     def close(self):
         with contextlib.suppress(OSError):

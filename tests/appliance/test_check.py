@@ -15,6 +15,8 @@ import clients
 import pytest
 from conftest import MAIL_CONTAINER, PROJECT_DIR, imap_fetch
 
+from govmail import dns
+
 MAILSTORE_PORTS = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995, "managesieve": 4190}
 ALL_PORTS = {"ldap": 389, "ldaps": 636, "smtp": 25, "submission": 587, "submissions": 465} | MAILSTORE_PORTS
 
@@ -35,6 +37,7 @@ all:
     mailstore: {{hosts: {{mail1: }}}}
     webmail: {{hosts: {{mail1: }}}}
     backup: {{hosts: {{backup1: }}}}
+    dns: {{hosts: {{backup1: }}}}
 """)
     (inventory / "group_vars").symlink_to(PROJECT_DIR / "inventories" / "lab" / "group_vars")
     return inventory
@@ -59,6 +62,11 @@ def rows(report, status=None, **match):
     ]  # fmt: skip
 
 
+def _on_dns_host(command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", "exec", MAIL_CONTAINER.replace("mail1", "backup1"), "sh", "-c", command],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+
 def _on_host(command: str, input: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", "exec", "-i", MAIL_CONTAINER, "sh", "-c", command], input=input,
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
@@ -80,6 +88,57 @@ def test_a_healthy_stack_is_ok_with_exit_status_0(healthy):
         "govmail-usage-rollup",
     }  # fmt: skip
     assert {row["host"] for row in rows(report, check="reachable")} == {"mail1", "backup1"}
+
+
+def test_every_hosts_resolver_sees_every_record_the_site_publishes(healthy, govmail, check_inventory):
+    _, report = healthy
+    published = json.loads(govmail("dns", "--inventory", str(check_inventory), "--json").stdout)["records"]
+    expected = {f"{record['type']} {record['name']}" for record in published}
+    for host in ("mail1", "backup1"):
+        seen = {row["check"]: row for row in rows(report, host=host, service="dns")}
+        assert set(seen) == expected
+        assert all(row["status"] == "ok" for row in seen.values()), seen
+    assert rows(report, host="mail1", check=f"MX {published[0]['name']}")[0]["detail"].startswith(
+        published[0]["value"] + " (resolver 172.29."
+    )
+
+
+@pytest.fixture
+def domain_records(govmail, check_inventory, domain):
+    """``serve(records)`` makes the site's DNS server (roles/dns: unbound on backup1) answer these
+    for the domain's own name, through unbound-control as an operator's slip would (not a
+    converge); the published records of that name (`govmail dns`, the one list) are put back after."""
+    published = json.loads(govmail("dns", "--inventory", str(check_inventory), "--json").stdout)["records"]
+    at_domain = [record for record in published if record["name"] == f"{domain}."]
+
+    def serve(records):
+        lines = [f"unbound-control local_data_remove {domain}."]
+        lines += [f"unbound-control local_data '{dns.zone_line(record)}'" for record in records]
+        done = _on_dns_host(" && ".join(lines))
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    serve.published = at_domain
+    yield serve
+    serve(at_domain)
+
+
+def test_a_wrong_mx_is_a_warning_naming_the_record_and_putting_it_back_is_ok(check, domain_records, domain, hostname):
+    wrong = {"name": f"{domain}.", "type": "MX", "value": "10 wrong.example."}
+    domain_records([wrong, *(record for record in domain_records.published if record["type"] != "MX")])
+    code, report = check()
+    warned = rows(report, "warning", service="dns")
+    assert (code, report["status"]) == (1, "warning")
+    assert {(row["host"], row["check"]) for row in warned} == {("mail1", f"MX {domain}."), ("backup1", f"MX {domain}.")}
+    assert warned[0]["detail"].startswith(f"expected 10 {hostname}., resolver ")
+    assert warned[0]["detail"].endswith(" sees 10 wrong.example.")
+    assert rows(report, "ok", host="mail1", check=f"TXT {domain}.")  # the SPF beside it is untouched
+
+    domain_records(domain_records.published)
+    code, report = check()
+    assert rows(report, "ok", host="mail1", check=f"MX {domain}.") and rows(
+        report, "ok", host="backup1", check=f"MX {domain}."
+    )
+    assert rows(report, service="dns", status="warning") == []
 
 
 def test_the_backup_age_names_the_newest_archive_of_the_mail_host(healthy, fresh_backup):

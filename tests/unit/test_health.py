@@ -280,10 +280,92 @@ def test_each_host_is_asked_for_what_its_groups_run(project):
     assert backup == backup | {"units": [], "ports": [], "queue": False, "store": None, "directory": None}
 
 
-def test_the_dns_records_are_a_warning_unless_the_inventory_says_they_were_checked(project):
-    row = health.dns_check(_site(project))
-    assert row["status"] == "warning" and "quangtri.gov.vn. MX 10 mail.quangtri.gov.vn." in row["detail"]
-    assert health.dns_check(_site(project, "  vars: {govmail_check_dns: false}\n")) is None
+def test_each_host_asks_its_resolver_for_the_records_of_govmail_dns(project):
+    queries, rows = health.dns_queries(_site(project, "  vars: {govmail_dns_addresses: [203.0.113.25]}\n"))
+    assert rows == []
+    assert queries[0] == {"name": "quangtri.gov.vn.", "type": "MX", "expected": ["10 mail.quangtri.gov.vn."]}
+    assert [(q["name"], q["type"]) for q in queries] == [
+        ("quangtri.gov.vn.", "MX"), ("mail.quangtri.gov.vn.", "A"), ("25.113.0.203.in-addr.arpa.", "PTR"),
+        ("quangtri.gov.vn.", "TXT"), ("_dmarc.quangtri.gov.vn.", "TXT"), ("govmail._domainkey.quangtri.gov.vn.", "TXT"),
+    ]  # fmt: skip
+    assert health.dns_queries(_site(project, "  vars: {govmail_check_dns: false}\n")) == ([], [])
+
+
+def test_a_malformed_dns_fact_is_a_warning_naming_it_and_the_check_goes_on(project):
+    queries, rows = health.dns_queries(_site(project))
+    assert queries == [] and rows[0]["status"] == "warning"
+    assert rows[0]["detail"].startswith("the records cannot be made: govmail_dns_addresses is []")
+
+
+QUERIES = [
+    {"name": "quangtri.gov.vn.", "type": "MX", "expected": ["10 mail.quangtri.gov.vn."]},
+    {"name": "quangtri.gov.vn.", "type": "TXT", "expected": ["v=spf1 mx -all"]},
+    {"name": "_dmarc.quangtri.gov.vn.", "type": "TXT", "expected": ["v=DMARC1; p=quarantine"]},
+]
+
+
+def _answers(mx: list[str], dmarc_status: str = "NOERROR") -> dict:
+    return {"resolvers": ["172.29.41.3"], "error": None, "answers": [
+        {"name": "quangtri.gov.vn.", "type": "MX", "status": "NOERROR", "values": mx, "error": None},
+        {"name": "quangtri.gov.vn.", "type": "TXT", "status": "NOERROR", "values": ['"v=spf1 " "mx -all"'],
+         "error": None},
+        {"name": "_dmarc.quangtri.gov.vn.", "type": "TXT", "status": dmarc_status,
+         "values": ['"v=DMARC1; p=quarantine"'] if dmarc_status == "NOERROR" else [], "error": None},
+    ]}  # fmt: skip
+
+
+def test_records_the_resolver_sees_as_published_are_ok():
+    rows = health.judge_dns("mail1", QUERIES, _answers(["10 MAIL.quangtri.gov.vn."]))
+    assert [(r["check"], r["status"]) for r in rows] == [
+        ("MX quangtri.gov.vn.", "ok"), ("TXT quangtri.gov.vn.", "ok"), ("TXT _dmarc.quangtri.gov.vn.", "ok"),
+    ]  # fmt: skip
+    assert rows[0]["detail"] == "10 mail.quangtri.gov.vn. (resolver 172.29.41.3)"
+
+
+def test_a_different_record_is_a_warning_naming_what_is_expected_and_what_is_seen():
+    row = health.judge_dns("mail1", QUERIES, _answers(["10 wrong.example."]))[0]
+    assert (row["status"], row["check"]) == ("warning", "MX quangtri.gov.vn.")
+    assert row["detail"] == "expected 10 mail.quangtri.gov.vn., resolver 172.29.41.3 sees 10 wrong.example."
+
+
+def test_a_missing_record_is_a_warning_with_the_resolvers_answer():
+    row = health.judge_dns("mail1", QUERIES, _answers(["10 mail.quangtri.gov.vn."], "NXDOMAIN"))[2]
+    assert (row["status"], row["check"]) == ("warning", "TXT _dmarc.quangtri.gov.vn.")
+    assert row["detail"] == (
+        "missing: expected v=DMARC1; p=quarantine; resolver 172.29.41.3 answered NXDOMAIN with no TXT record"
+    )
+
+
+def test_an_unreachable_resolver_is_one_warning_naming_it():
+    found = {"resolvers": ["172.29.41.3"], "answers": [], "error": "no resolver answers (no servers could be reached)"}
+    assert health.judge_dns("backup1", QUERIES, found) == [
+        {"host": "backup1", "service": "dns", "check": "resolver", "status": "warning",
+         "detail": "the host's resolver 172.29.41.3 does not answer: no resolver answers (no servers could be reached)"}
+    ]  # fmt: skip
+
+
+FAKE_DIG = """#!/bin/sh
+# a stand-in for dig: answers as dig +noall +answer +comments prints
+case "$*" in
+  *" quangtri.gov.vn. MX") printf ';; Got answer:\n;; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1\n'
+     printf 'quangtri.gov.vn.\t3600\tIN\tMX\t10 mail.quangtri.gov.vn.\n' ;;
+  *" _dmarc.quangtri.gov.vn. TXT") printf ';; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 2\n' ;;
+  *) echo ';; communications error to 172.29.41.3#53: timed out'; exit 9 ;;
+esac
+"""
+
+
+def test_the_probe_reads_digs_answers_and_status(tmp_path, monkeypatch):
+    (tmp_path / "dig").write_text(FAKE_DIG)
+    (tmp_path / "dig").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    found = probe.dns([{"name": q["name"], "type": q["type"]} for q in QUERIES])
+    assert found["error"] is None
+    assert [(a["status"], a["values"], a["error"]) for a in found["answers"]] == [
+        ("NOERROR", ["10 mail.quangtri.gov.vn."], None),
+        (None, [], "communications error to 172.29.41.3#53: timed out"),
+        ("NXDOMAIN", [], None),
+    ]  # fmt: skip
 
 
 NOW_BACKUP = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)

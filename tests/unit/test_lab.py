@@ -57,7 +57,7 @@ def test_data_volumes_are_named_after_their_host():
 
 def test_run_flags_boot_systemd_without_privileged():
     assert lab.RUN_FLAGS["cgroupns"] == "private"
-    assert lab.RUN_FLAGS["cap_add"] == ["SYS_ADMIN"]
+    assert lab.RUN_FLAGS["cap_add"] == ["SYS_ADMIN", "NET_ADMIN"]
     assert set(lab.RUN_FLAGS["tmpfs"]) == {"/run", "/run/lock"}
     assert "privileged" not in lab.RUN_FLAGS
 

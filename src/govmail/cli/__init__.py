@@ -9,7 +9,9 @@ from __future__ import annotations
 from . import (  # noqa: F401 - they register their commands
     account_commands,
     backup_commands,
+    ban_commands,
     cert_commands,
+    dns_commands,
     lab_commands,
     lifecycle_commands,
     operations_commands,

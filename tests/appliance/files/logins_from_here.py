@@ -1,0 +1,98 @@
+"""Logins from the host this runs on (a container of the stack's own network, not the controller).
+
+Copied with ``clients.py`` into that container by ``test_bruteforce.py`` and run with its python3:
+
+    python3 logins_from_here.py '{"protocol": "imaps", "address": "172.29.42.2", "port": 993,
+        "hostname": "mail.quangtri.gov.vn", "ca": "/etc/ssl/govmail/ca.crt",
+        "user": "a@b", "password": "...", "times": 3}'
+
+Prints one JSON list, an outcome per attempt: "ok" (logged in), "refused" (the server refused the
+login), "connection refused" (what a ban answers: fail2ban's nftables action rejects), "timeout",
+or "error: <text>". Protocols: imaps (993), imap (143, STARTTLS), pop3s (995), managesieve (4190,
+STARTTLS), submission (587, STARTTLS + AUTH PLAIN), connect (a bare TCP connection, "ok" if it opens).
+"""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import poplib
+import smtplib
+import socket
+import ssl
+import sys
+
+import clients
+
+
+def attempt(spec: dict, context: ssl.SSLContext) -> str:
+    address, hostname, port = spec["address"], spec["hostname"], spec["port"]
+    user, password = spec.get("user", ""), spec.get("password", "")
+    protocol = spec["protocol"]
+    if protocol == "connect":
+        socket.create_connection((address, port), clients.CONNECT_TIMEOUT).close()
+        return "ok"
+    if protocol in ("imaps", "imap"):
+        if protocol == "imaps":
+            client = clients.IMAP_SSL(address, hostname, port, context)
+        else:
+            client = clients.IMAP(address, hostname, port)
+            client.starttls(ssl_context=context)
+        try:
+            client.login(user, password)
+            return "ok"
+        except imaplib.IMAP4.error:
+            return "refused"
+        finally:
+            client.shutdown()
+    if protocol == "pop3s":
+        client = clients.POP3_SSL(address, hostname, port, context)
+        try:
+            client.user(user)
+            client.pass_(password)
+            return "ok"
+        except poplib.error_proto:
+            return "refused"
+        finally:
+            client.close()
+    if protocol == "managesieve":
+        client = clients.ManageSieve(address, hostname, port)
+        try:
+            client.starttls(context)
+            return "ok" if client.authenticate(user, password).upper().startswith("OK") else "refused"
+        finally:
+            client.close()
+    if protocol == "submission":
+        client = clients.SMTP(address, hostname, port)
+        try:
+            client.ehlo("client.example")
+            client.starttls(context=context)
+            client.ehlo("client.example")
+            client.user, client.password = user, password
+            client.auth("PLAIN", client.auth_plain)  # one attempt per login (login() goes on to LOGIN)
+            return "ok"
+        except smtplib.SMTPAuthenticationError:
+            return "refused"
+        finally:
+            client.close()
+    raise ValueError(f"unknown protocol {protocol!r}")
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    context = ssl.create_default_context(cafile=spec["ca"])
+    outcomes = []
+    for _ in range(spec.get("times", 1)):
+        try:
+            outcomes.append(attempt(spec, context))
+        except ConnectionRefusedError:
+            outcomes.append("connection refused")
+        except TimeoutError:
+            outcomes.append("timeout")
+        except (OSError, EOFError, ssl.SSLError, smtplib.SMTPException, imaplib.IMAP4.error) as exc:
+            outcomes.append(f"error: {type(exc).__name__}: {exc}")
+    print(json.dumps(outcomes))
+
+
+if __name__ == "__main__":
+    main()
