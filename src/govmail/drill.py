@@ -143,7 +143,7 @@ class Drill:
         self.phases = Phases(say)
         self.network = f"{options.prefix}-net"
         hosts: dict[str, list[str]] = {}
-        for group in ("ldap", "mx", "mailstore", "webmail", "filter", "backup"):
+        for group in ("ldap", "mx", "mailstore", "webmail", "filter", "backup", "dns"):
             for host in self.site.hosts(group):
                 hosts.setdefault(str(host), []).append(group)
         self.groups = hosts

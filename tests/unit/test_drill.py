@@ -72,6 +72,7 @@ def test_the_disposable_inventory_keeps_host_names_and_points_them_at_the_drills
     assert hosts["hosts"]["backup1"]["ansible_host"] == "govmail-drill-t-backup1"
     assert set(hosts["children"]["ldap"]["hosts"]) == {"mail1"}
     assert set(hosts["children"]["backup"]["hosts"]) == {"backup1"}
+    assert set(hosts["children"]["dns"]["hosts"]) == {"backup1"}  # the site's DNS server comes along
     assert (inventory / "group_vars").resolve() == (REPOSITORY / "inventories" / "lab" / "group_vars").resolve()
     assert sorted(p.name for p in drill_secrets.iterdir()) == ["backup-recovery", "backup-repository"]
 
