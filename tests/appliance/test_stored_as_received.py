@@ -19,7 +19,9 @@ from conftest import imap_fetch
 
 # Authentication-Results, added by the content filter (roles/filter), is a trace field too
 # (RFC 8601 section 2.1): it goes on top, like Received.
-TRACE_HEADERS = (b"return-path", b"delivered-to", b"received", b"authentication-results")
+# What the servers put on top of a message: trace fields (RFC 5321 §4.4), the filter's results,
+# and on submission the domain's DKIM signature, prepended by the signer (RFC 6376 §5.6).
+TRACE_HEADERS = (b"return-path", b"delivered-to", b"received", b"authentication-results", b"dkim-signature")
 SENDER = "van.thu@ubnd.example.org"
 
 
