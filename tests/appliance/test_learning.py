@@ -50,7 +50,11 @@ def learned(mail_host) -> dict:
     learns_ham); /stat shows them only after its next periodic read, up to a minute later."""
     answer = mail_host.run("valkey-cli HMGET RS learns_spam learns_ham")
     assert answer.rc == 0, answer.stderr
-    spam, ham = (int(value or 0) for value in answer.stdout.split())
+    # one line per field; before the first learn the hash does not exist and valkey-cli, writing
+    # to a pipe, prints each nil as an empty line (split() would drop them)
+    lines = answer.stdout.split("\n")
+    assert len(lines) >= 2, answer.stdout
+    spam, ham = (int(value.strip() or 0) for value in lines[:2])
     return {"BAYES_SPAM": spam, "BAYES_HAM": ham}
 
 
