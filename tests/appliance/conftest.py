@@ -227,15 +227,23 @@ def new_agency(govmail, ppolicy):
     """``new_agency(name, prefix)``: a new agency of the test's own, with ``.person(name)`` to add staff.
 
     The agency's abbreviation is ``prefix`` + six random digits; its people and the agency
-    itself are deleted when the test ends.
+    itself are deleted when the test ends. ``.person(name, password=P)`` also sets the person's
+    own password P (as the owner does after an administrator's initial one) and returns it as
+    ``"password"``.
     """
     created: list[str] = []
 
     class Agency(dict):
-        def person(self, name: str) -> dict:
+        def person(self, name: str, password: str | None = None) -> dict:
             document = ok_json(govmail("account", "add", name, "--agency", self["abbr"], "--json"))
             created.insert(0, document["address"])
-            return document
+            if password is None:
+                return document
+            changed = govmail(
+                "account", "passwd", document["address"], "--old", document["initial_password"], "--new", password
+            )
+            assert changed.returncode == 0, changed.stderr
+            return {**document, "password": password}
 
     def make(name: str, prefix: str) -> Agency:
         abbr = f"{prefix}{random.randrange(10**6):06d}"

@@ -19,16 +19,9 @@ NEW_PASSWORD = "Uy-Quyen#2026a"
 
 
 @pytest.fixture
-def office(new_agency, govmail):
+def office(new_agency):
     unit = new_agency("Văn phòng Kiểm thử Ủy quyền", "uq")
-    staff = []
-    for name in ("Hoàng Thị Thư Ký", "Đỗ Văn Tiếp Nhận"):
-        person = unit.person(name)
-        changed = govmail(
-            "account", "passwd", person["address"], "--old", person["initial_password"], "--new", NEW_PASSWORD
-        )
-        assert changed.returncode == 0, changed.stderr
-        staff.append({**person, "password": NEW_PASSWORD})
+    staff = [unit.person(name, password=NEW_PASSWORD) for name in ("Hoàng Thị Thư Ký", "Đỗ Văn Tiếp Nhận")]
     return {**unit, "first": staff[0], "second": staff[1]}
 
 

@@ -17,6 +17,7 @@ import uuid
 import pytest
 import yaml
 from conftest import PROJECT_DIR, make_message
+from test_senders import send as transaction
 
 # The shipped limits (roles/filter and roles/postfix defaults; the lab's inventory keeps them).
 FILTER = yaml.safe_load((PROJECT_DIR / "roles/filter/defaults/main.yml").read_text())
@@ -38,27 +39,16 @@ NAMES = ["An", "Bình", "Cường", "Dũng", "Giang", "Hải", "Khánh", "Lâm",
 
 
 @pytest.fixture
-def sender(new_agency, govmail):
+def sender(new_agency):
     """A person of a new agency of the test's own, with a password of their own."""
     name = f"Lý {random.choice(NAMES)} {random.choice(NAMES)} {random.choice(NAMES)}"
-    person = new_agency("Phòng Kiểm thử Giới hạn", "gh").person(name)
-    changed = govmail(
-        "account", "passwd", person["address"], "--old", person["initial_password"], "--new", NEW_PASSWORD
-    )
-    assert changed.returncode == 0, changed.stderr
-    return {**person, "password": NEW_PASSWORD}
+    return new_agency("Phòng Kiểm thử Giới hạn", "gh").person(name, password=NEW_PASSWORD)
 
 
 def send(client, account: dict, recipient: str) -> tuple[int, str]:
     """One message from ``account`` (logged in on ``client``); (code, text) of the DATA reply or refusal."""
     message = make_message(account["address"], recipient, "Thư thử giới hạn", f"Nội dung {uuid.uuid4()}.\n")
-    for step in (lambda: client.mail(account["address"]), lambda: client.rcpt(recipient)):
-        code, text = step()
-        if code >= 400:
-            client.rset()
-            return code, text.decode()
-    code, text = client.data(message.as_bytes())
-    return code, text.decode()
+    return transaction(client, account["address"], recipient, message)
 
 
 def test_a_burst_beyond_the_minute_limit_is_deferred_while_another_user_still_sends(

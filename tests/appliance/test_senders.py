@@ -140,17 +140,10 @@ def test_an_alias_may_be_the_sender_as_soon_as_the_directory_has_it(alias, logge
 
 
 @pytest.fixture
-def office(new_agency, govmail):
+def office(new_agency):
     """A new agency with two staff members who have set their own password."""
     unit = new_agency("Văn phòng Kiểm thử Người gửi", "ng")
-    staff = []
-    for name in ("Phạm Thị Văn Thư", "Vũ Văn Kế Nhiệm"):
-        person = unit.person(name)
-        changed = govmail(
-            "account", "passwd", person["address"], "--old", person["initial_password"], "--new", NEW_PASSWORD
-        )
-        assert changed.returncode == 0, changed.stderr
-        staff.append({**person, "password": NEW_PASSWORD})
+    staff = [unit.person(name, password=NEW_PASSWORD) for name in ("Phạm Thị Văn Thư", "Vũ Văn Kế Nhiệm")]
     return {**unit, "first": staff[0], "second": staff[1]}
 
 

@@ -23,7 +23,7 @@ import clients
 import ldap3
 import pytest
 from conftest import PROJECT_DIR, imap_login_ok
-from test_webmail_browser import Person, browser, browser_home, webmail_url  # noqa: F401 (fixtures)
+from test_webmail_browser import Person, browser, browser_home, person, webmail_url  # noqa: F401 (fixtures)
 
 from govmail.inventory import Site
 
@@ -45,17 +45,9 @@ def policy():
 
 
 @pytest.fixture
-def tab(browser, webmail_url, request):  # noqa: F811 (the browser fixtures of test_webmail_browser)
+def tab(person):  # noqa: F811 (test_webmail_browser's fixture, under this module's name)
     """``tab(account)``: a browser tab (context) of that person's own, closed after the test."""
-    opened: list[Person] = []
-
-    def open_for(account: dict) -> Person:
-        opened.append(Person(browser, webmail_url, account, request.node.name))
-        return opened[-1]
-
-    yield open_for
-    for one in opened:
-        one.close()
+    return person
 
 
 def strong() -> str:
