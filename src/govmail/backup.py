@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import hostconfig
 from .errors import BackupError
 
 CONFIG_FILE = "/etc/govmail/backup.json"
@@ -302,12 +303,7 @@ class Config:
 
     @classmethod
     def load(cls, path: str = CONFIG_FILE) -> Config:
-        try:
-            return cls(json.loads(Path(path).read_text(encoding="utf-8")), path)
-        except OSError as exc:
-            raise BackupError(f"cannot read {path}: {exc.strerror}; converge playbooks/backup.yml") from None
-        except ValueError as exc:
-            raise BackupError(f"{path} is not valid JSON ({exc}); converge playbooks/backup.yml again") from None
+        return cls(hostconfig.read(path, BackupError, "playbooks/backup.yml"), path)
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]

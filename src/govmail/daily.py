@@ -48,7 +48,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
-from . import health, lifecycle, probe
+from . import health, hostconfig, lifecycle, probe
 from .errors import GovmailError
 
 CONFIG_FILE = "/etc/govmail/daily-mail.json"
@@ -132,14 +132,7 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DailyMailError(
-                f"configuration {path} does not exist: deploy playbooks/site.yml on this host"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise DailyMailError(f"configuration {path} cannot be read: {exc}") from None
+        data = hostconfig.read(path, DailyMailError)
         try:
             config = cls(
                 host=str(data["host"]),

@@ -52,7 +52,7 @@ from typing import Any
 
 from ldap3 import MODIFY_DELETE, MODIFY_REPLACE
 
-from . import mailbox, policy
+from . import hostconfig, mailbox, policy
 from .directory import Directory, Entry, generalized_time, parse_generalized_time
 from .errors import DirectoryError, GovmailError, LifecycleError
 
@@ -220,14 +220,7 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise LifecycleError(
-                f"configuration {path} does not exist: deploy the lifecycle role (playbooks/site.yml) on this host"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise LifecycleError(f"configuration {path} cannot be read: {exc}") from None
+        data = hostconfig.read(path, LifecycleError)
         try:
             profile = policy.get_profile(data.get("profile") or policy.DEFAULT_PROFILE, data.get("overrides") or None)
             return cls(

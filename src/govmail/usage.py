@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import policy
+from . import hostconfig, policy
 from .errors import GovmailError
 from .sizes import parse_size
 
@@ -100,12 +100,7 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"configuration {path} does not exist: deploy playbooks/site.yml on this host") from None
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"configuration {path} cannot be read: {exc}") from None
+        data = hostconfig.read(path, UsageError)
         try:
             config = cls(
                 dir=str(data["dir"]),
