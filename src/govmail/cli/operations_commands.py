@@ -22,6 +22,18 @@ STATUS_STYLES = {"ok": "green", "warning": "yellow", "critical": "red"}
 UNKNOWN_EXIT = 3  # the check itself could not run (Nagios' UNKNOWN): never mistaken for a warning
 
 
+def _directory_host_program(
+    inventory: Path | None, name: str, arguments: list[str], error: type[GovmailError], what: str
+) -> dict:
+    """Run the govmail package's host program ``name`` (e.g. ``govmail-usage``) with ``arguments``
+    on the inventory's directory host and return its JSON report (see :func:`_host_program_report`)."""
+    _, inventory_dir = _inventory(inventory)
+    site = Site(inventory_dir)
+    runner = remote.directory_host(inventory_dir, site=site)
+    program = f"{site.value('govmail_program_dir')}/venv/bin/{name}"
+    return _host_program_report(runner, [program, *arguments], error, what)
+
+
 def _host_program_report(runner: remote.Runner, command: list[str], error: type[GovmailError], what: str) -> dict:
     """Run a host program of the govmail package (``command[0]``, with ``--json``) and return its
     JSON report; raises ``error`` with one line (its last stderr line, or that it is not installed)."""
@@ -92,14 +104,10 @@ def daily_mail(
     locked, noticed or deleted in the next 7 days, failed-login hot spots. Vietnamese by default
     (operations_daily_mail_language).
     """
-    _, inventory_dir = _inventory(inventory)
-    site = Site(inventory_dir)
-    runner = remote.directory_host(inventory_dir, site=site)
-    program = f"{site.value('govmail_program_dir')}/venv/bin/govmail-daily-mail"
-    command = [program, "--json", *(["--send"] if send else [])]
+    arguments = ["--json", *(["--send"] if send else [])]
     if as_of:
-        command += ["--as-of", lifecycle.parse_date(as_of).isoformat()]
-    report = _host_program_report(runner, command, health.CheckError, "daily mail")
+        arguments += ["--as-of", lifecycle.parse_date(as_of).isoformat()]
+    report = _directory_host_program(inventory, "govmail-daily-mail", arguments, health.CheckError, "daily mail")
     if json_output:
         _print_json(report)
     else:
@@ -134,12 +142,8 @@ def report(
     chosen = usage_report.check_format(output_format) if output_format else ("json" if json_output else "")
     if not 2000 <= year <= 2999:
         raise usage_report.ReportError(f"--year {year} is not a year: write it like 2026")
-    _, inventory_dir = _inventory(inventory)
-    site = Site(inventory_dir)
-    runner = remote.directory_host(inventory_dir, site=site)
-    program = f"{site.value('govmail_program_dir')}/venv/bin/govmail-usage"
-    command = [program, "report", "--json", "--year", str(year), *(["--agency", agency] if agency else [])]
-    document = _host_program_report(runner, command, usage_report.ReportError, "usage report")
+    arguments = ["report", "--json", "--year", str(year), *(["--agency", agency] if agency else [])]
+    document = _directory_host_program(inventory, "govmail-usage", arguments, usage_report.ReportError, "usage report")
     if chosen == "json":
         text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
     elif chosen == "csv":
@@ -178,18 +182,14 @@ def message_purge(
     """Remove every copy of a message from every mailbox and folder (Sent and Trash included),
     with an audit record on the mail store host; lists the archives that still hold it."""
     purge.check_message_id(message_id)
-    _, inventory_dir = _inventory(inventory)
-    site = Site(inventory_dir)
-    runner = remote.directory_host(inventory_dir, site=site)
-    program = f"{site.value('govmail_program_dir')}/venv/bin/govmail-purge"
-    command = [program, "--json", "--message-id", message_id, "--operator", getpass.getuser()]
+    arguments = ["--json", "--message-id", message_id, "--operator", getpass.getuser()]
     if sender:
-        command += ["--sender", sender]
+        arguments += ["--sender", sender]
     if sent_on:
-        command += ["--date", lifecycle.parse_date(sent_on).isoformat()]
+        arguments += ["--date", lifecycle.parse_date(sent_on).isoformat()]
     if dry_run:
-        command.append("--dry-run")
-    report = _host_program_report(runner, command, purge.PurgeError, "purge")
+        arguments.append("--dry-run")
+    report = _directory_host_program(inventory, "govmail-purge", arguments, purge.PurgeError, "purge")
     if json_output:
         _print_json(report)
     else:
