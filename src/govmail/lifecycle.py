@@ -54,7 +54,7 @@ from ldap3 import MODIFY_DELETE, MODIFY_REPLACE
 
 from . import hostconfig, mailbox, policy
 from .directory import Directory, Entry, generalized_time, parse_generalized_time
-from .errors import DirectoryError, GovmailError, LifecycleError
+from .errors import AccountError, DirectoryError, GovmailError, LifecycleError
 
 CONFIG_FILE = "/etc/govmail/lifecycle.json"
 
@@ -348,6 +348,10 @@ class Host:
         target_dir = Path(self.config.archive_dir)
         target_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         target = target_dir / f"{action.address}-{as_of.isoformat()}.tar.gz"
+        serial = 1
+        while target.exists():  # deleted again the same day (a reused address): never overwrite
+            serial += 1
+            target = target_dir / f"{action.address}-{as_of.isoformat()}-{serial}.tar.gz"
         home = self.maildir(action.address)
         entry = {
             "dn": box.dn,
@@ -382,18 +386,21 @@ class Host:
             raise
         return target
 
-    def delete(self, action: Action, box: Mailbox, as_of: date) -> None:
+    def delete(self, action: Action, box: Mailbox, as_of: date) -> dict[str, Any]:
+        """Archive the entry and the Maildir (:meth:`archive`), then remove both; returns
+        :func:`govmail.mailbox.delete`'s document. Nothing is removed when the archive fails."""
         archive = self.archive(action, box, as_of)
         action.archive = str(archive)
-        # as `govmail account delete --force`: delegations to it end, the entry goes
+        # delegations to it end, the entry goes (the address may be given to someone else later)
         try:
-            mailbox.delete(self.directory, action.address, force=True)
+            removed = mailbox.delete(self.directory, action.address, force=True)
         except GovmailError as exc:
             raise LifecycleError(f"delete the entry of {action.address}: {exc}") from None
         subprocess.run([self.config.doveadm, "kick", action.address], capture_output=True, check=False)
         home = self.maildir(action.address)
         if home.exists():
             shutil.rmtree(home)
+        return removed
 
 
 def notice_text(action: Action, profile: policy.PolicyProfile) -> tuple[str, str]:
@@ -466,6 +473,29 @@ def run(
     }
 
 
+def delete_now(config: Config, address: str, *, force: bool = False, as_of: date | None = None) -> dict[str, Any]:
+    """Delete one mailbox now, as the lifecycle's own deletion does: the entry and the Maildir go
+    into ``<archive_dir>/<address>-<date>[-N].tar.gz`` (read back and counted), then both are
+    removed, so an address given to someone else later starts empty (``govmail account delete``).
+
+    Only terminated mailboxes unless ``force``. Returns ``{"address", "dn", "deleted": true,
+    "previous_status", "agency_unit_removed", "archive": path}``. Raises :class:`AccountError`
+    (unknown address, not terminated) or :class:`LifecycleError` (the archive failed: nothing removed).
+    """
+    host = Host(config)
+    entry = mailbox.find_mailbox(host.directory, address)
+    full = host.directory.get(entry.dn, ATTRIBUTES) or entry
+    box = Mailbox.from_attributes(entry.dn, full.attributes)
+    if box.status != "terminated" and not force:
+        raise AccountError(
+            f"mailbox {box.address} is {box.status}: only terminated mailboxes are deleted; "
+            f"run `govmail account terminate {box.address}` first, or add --force"
+        )
+    action = Action(box.address, box.dn, "delete", 0, None, box.status)
+    removed = host.delete(action, box, as_of or datetime.now(UTC).date())
+    return {**removed, "archive": action.archive}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="govmail-lifecycle", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -475,6 +505,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_parser.add_argument("--json", action="store_true", help="print the report as JSON")
     run_parser.add_argument("--agency", help="only this agency's mailboxes (abbreviation, or unit.parent)")
     run_parser.add_argument("--config", default=CONFIG_FILE, help=f"configuration file (default {CONFIG_FILE})")
+    delete_parser = commands.add_parser("delete", help="archive one mailbox's entry and Maildir, then remove both")
+    delete_parser.add_argument("address", help="the mailbox's address")
+    delete_parser.add_argument("--force", action="store_true", help="delete even if the mailbox is not terminated")
+    delete_parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    delete_parser.add_argument("--config", default=CONFIG_FILE, help=f"configuration file (default {CONFIG_FILE})")
     check_parser = commands.add_parser("check", help="check the configuration and print the thresholds")
     check_parser.add_argument("--config", default=CONFIG_FILE, help=f"configuration file (default {CONFIG_FILE})")
     args = parser.parse_args(argv)
@@ -488,13 +523,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{profile.deletion_grace_unit} after the notice"
             )
             return 0
+        if args.command == "delete":
+            result = delete_now(config, args.address, force=args.force)
+            print(json.dumps(result, ensure_ascii=False) if args.json else f"{result['address']}: {result['archive']}")
+            return 0
         report = run(
             config,
             as_of=parse_date(args.as_of) if args.as_of else None,
             dry_run=args.dry_run,
             agency=args.agency,
         )
-    except GovmailError as exc:
+    except (GovmailError, OSError, tarfile.TarError) as exc:
         print(f"govmail-lifecycle: {exc}", file=sys.stderr)
         return 2
     if args.json:

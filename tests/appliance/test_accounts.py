@@ -2,9 +2,9 @@
 
 The CLI runs as a subprocess aimed at the stack under test (GOVMAIL_LDAP_URI at its published
 LDAPS port, GOVMAIL_SECRETS_DIR at its secrets). Every person created here is a new, uniquely
-named mailbox of the agency sokhcn, deleted again afterwards (its stored mail stays on the mail
-store, as `account delete` promises). Tests that need the directory's password policy (pwdReset,
-history) skip with the reason when the server has no ppolicy overlay.
+named mailbox of the agency sokhcn, deleted again afterwards (its entry and mail archived into the
+lifecycle's archive on the mail store, as `account delete` promises). Tests that need the
+directory's password policy (pwdReset, history) skip with the reason when the server has no ppolicy overlay.
 """
 
 from __future__ import annotations
@@ -225,3 +225,37 @@ def test_import_with_a_bad_row_changes_nothing(govmail, tmp_path, domain):
     assert result.returncode == 1
     assert [error["row"] for error in json.loads(result.stdout)["errors"]] == [2]
     assert ok_json(govmail("account", "list", "--json")) == before
+
+
+def test_a_deleted_address_given_again_starts_empty_and_its_old_mail_is_archived(
+    govmail, ppolicy, smtp, mail_host, address, hostname, port, tls
+):
+    name = f"Phạm Thị Xoá Lại {random.choice(GIVEN_NAMES)}"
+    first = ok_json(govmail("account", "add", name, "--agency", AGENCY, "--json"))
+    try:
+        assert govmail("account", "passwd", first["address"], "--old", first["initial_password"],
+                       "--new", NEW_PASSWORD).returncode == 0  # fmt: skip
+        message = make_message("van.thu@ubnd.example.org", first["address"], "Thư của người trước", "Riêng tư.\n")
+        smtp.ehlo("mx.example.org")
+        assert smtp.send_message(message) == {}
+        inbox = clients.IMAP_SSL(address, hostname, port("imaps"), tls)
+        inbox.login(first["address"], NEW_PASSWORD)
+        clients.wait_for(lambda: imap_fetch(inbox, message["Message-ID"]), what="delivery before the deletion")
+        inbox.logout()
+
+        deleted = ok_json(govmail("account", "delete", first["address"], "--force", "--json"))
+        assert deleted["address"] == first["address"] and deleted["deleted"] is True
+        archived = mail_host.run(f"tar -xzOf {deleted['archive']} --wildcards 'home/*/new/*' 'home/*/cur/*'")
+        assert archived.rc == 0 and message["Message-ID"] in archived.stdout, archived.stderr
+
+        second = ok_json(govmail("account", "add", name, "--agency", AGENCY, "--json"))
+        assert second["address"] == first["address"]  # the directory gives the free address again
+        assert govmail("account", "passwd", second["address"], "--old", second["initial_password"],
+                       "--new", OTHER_PASSWORD).returncode == 0  # fmt: skip
+        inbox = clients.IMAP_SSL(address, hostname, port("imaps"), tls)
+        inbox.login(second["address"], OTHER_PASSWORD)
+        typ, data = inbox.select("INBOX")
+        assert (typ, data) == ("OK", [b"0"])  # nothing of the previous owner's mail
+        inbox.logout()
+    finally:
+        govmail("account", "delete", first["address"], "--force")

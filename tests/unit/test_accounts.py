@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 
 import ldap3
@@ -10,7 +11,8 @@ import pytest
 from ldap3.extend import StandardExtendedOperations
 from typer.testing import CliRunner
 
-from govmail import account_import, accounts, cli, delegation, mailbox, passwords, policy
+from govmail import account_import, accounts, cli, delegation, errors, lifecycle, mailbox, passwords, policy
+from govmail.cli import account_commands
 from govmail.directory import Directory, DirectoryError
 from govmail.errors import AccountError, ImportApplyError, ImportRowsError, NamingError, PasswordError
 
@@ -734,7 +736,42 @@ def test_cli_show_json_and_one_line_error(cli_directory):
     assert len(lines) == 1 and lines[0].startswith("govmail: no mailbox ghost@quangtri.gov.vn")
 
 
-def test_cli_lifecycle_and_quota_commands(cli_directory):
+@pytest.fixture
+def host_delete(cli_directory, tmp_path, monkeypatch):
+    """`account delete` runs `govmail-lifecycle delete` on the directory host: here in-process,
+    against the mock directory, with the Maildirs and the archive under ``tmp_path``."""
+    config = lifecycle.Config(
+        domain=DOMAIN, base_dn=cli_directory.base_dn, profile=QT,
+        vmail_dir=str(tmp_path / "vmail"), archive_dir=str(tmp_path / "archive"), doveadm="/bin/true",
+    )  # fmt: skip
+    monkeypatch.setattr(Directory, "open_local", classmethod(lambda cls, uri, **kwargs: cli_directory))
+
+    def run_on_host(inventory, name, arguments, error, what):
+        assert (name, arguments[0]) == ("govmail-lifecycle", "delete")
+        try:
+            return lifecycle.delete_now(config, arguments[1], force="--force" in arguments)
+        except errors.GovmailError as exc:
+            raise error(f"{what} on mail1 failed: {exc}") from None
+
+    monkeypatch.setattr(account_commands, "directory_host_program", run_on_host)
+    return tmp_path
+
+
+def test_cli_delete_archives_the_entry_and_the_maildir_before_removing_them(host_delete):
+    maildir = host_delete / "vmail" / DOMAIN / "nguyenvanlong" / "Maildir" / "cur"
+    maildir.mkdir(parents=True)
+    (maildir / "1.host:2,S").write_bytes(b"Subject: Bao cao\r\n\r\nNoi dung\r\n")
+    result = runner.invoke(cli.app, ["account", "delete", "nguyenvanlong", "--force", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["address"] == f"nguyenvanlong@{DOMAIN}" and document["previous_status"] == "active"
+    assert not maildir.exists()  # the address, given to someone later, starts empty
+    with tarfile.open(document["archive"]) as archive:
+        assert archive.extractfile("home/Maildir/cur/1.host:2,S").read() == b"Subject: Bao cao\r\n\r\nNoi dung\r\n"
+        assert json.load(archive.extractfile("entry.json"))["dn"] == f"uid=nguyenvanlong,{SOKHCN}"
+
+
+def test_cli_lifecycle_and_quota_commands(cli_directory, host_delete):
     assert runner.invoke(cli.app, ["account", "lock", "nguyenvanlong"]).stdout.strip().endswith("locked (was active)")
     listed = runner.invoke(cli.app, ["account", "list", "--status", "locked", "--json"])
     assert [doc["address"] for doc in json.loads(listed.stdout)] == [f"nguyenvanlong@{DOMAIN}"]

@@ -25,6 +25,7 @@ from .common import (
     _print_json,
     _profile,
     app,
+    directory_host_program,
     handle_errors,
 )
 
@@ -276,18 +277,20 @@ def account_delete(
     inventory: InventoryOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Remove a terminated mailbox's directory entry (--force for any status).
+    """Delete a terminated mailbox (--force for any status), as the lifecycle deletes one.
 
-    The mail stored for it on the mail store (/var/vmail) is not touched: archive or remove it
-    separately.
+    On the directory host (``govmail-lifecycle delete``): the entry and the Maildir are archived
+    into the lifecycle's archive (``govmail_lifecycle_archive_dir``/<address>-<date>.tar.gz, read
+    back and counted), then both are removed, so the address, if given to someone else later,
+    starts with an empty mailbox. Nothing is removed when the archive fails.
     """
-    with _directory(inventory) as opened:
-        result = mailbox.delete(opened, address, force=force)
+    arguments = ["delete", address, "--json", *(["--force"] if force else [])]
+    result = directory_host_program(inventory, "govmail-lifecycle", arguments, errors.AccountError, "delete")
     if json_output:
         _print_json(result)
     else:
         unit = " with its agency's empty unit" if result["agency_unit_removed"] else ""
-        typer.echo(f"{result['address']}: deleted from the directory{unit} (its stored mail is kept)")
+        typer.echo(f"{result['address']}: deleted{unit}; its entry and mail are archived in {result['archive']}")
 
 
 @account_app.command("reset-password")

@@ -13,9 +13,10 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from .. import __version__, accounts, connection
+from .. import __version__, accounts, connection, remote
 from ..directory import Directory
 from ..errors import AccountError, GovmailError
+from ..inventory import Site
 from ..policy import PolicyProfile
 from ..project import Project
 
@@ -138,3 +139,30 @@ def _directory(inventory: Path | None) -> Iterator[Directory]:
 
 def _profile(inventory: Path | None, name: str | None) -> PolicyProfile:
     return accounts.profile_for(_inventory(inventory)[1], name)
+
+
+def directory_host_program(
+    inventory: Path | None, name: str, arguments: list[str], error: type[GovmailError], what: str
+) -> dict:
+    """Run the govmail package's host program ``name`` (e.g. ``govmail-usage``) with ``arguments``
+    on the inventory's directory host and return its JSON report (see :func:`host_program_report`)."""
+    _, inventory_dir = _inventory(inventory)
+    site = Site(inventory_dir)
+    runner = remote.directory_host(inventory_dir, site=site)
+    program = f"{site.value('govmail_program_dir')}/venv/bin/{name}"
+    return host_program_report(runner, [program, *arguments], error, what)
+
+
+def host_program_report(runner: remote.Runner, command: list[str], error: type[GovmailError], what: str) -> dict:
+    """Run a host program of the govmail package (``command[0]``, with ``--json``) and return its
+    JSON report; raises ``error`` with one line (its last stderr line, or that it is not installed)."""
+    program = command[0]
+    completed = runner.run(command)
+    try:
+        return json.loads(completed.stdout)
+    except ValueError:
+        lines = completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"]
+        detail = lines[-1].removeprefix(f"{program.rsplit('/', 1)[-1]}: ")
+        if completed.returncode in (126, 127) or "no such file" in detail.lower():
+            detail = f"{program} is not installed on {runner.description}: run playbooks/site.yml"
+        raise error(f"{what} on {runner.description} failed: {detail}") from None

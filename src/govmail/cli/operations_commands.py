@@ -12,41 +12,22 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .. import health, lifecycle, purge, remote
+from .. import health, lifecycle, purge
 from .. import report as usage_report
 from ..errors import GovmailError
-from ..inventory import Site
-from .common import InventoryOption, JsonOption, _inventory, _out, _print_json, app, handle_errors
+from .common import (
+    InventoryOption,
+    JsonOption,
+    _inventory,
+    _out,
+    _print_json,
+    app,
+    directory_host_program,
+    handle_errors,
+)
 
 STATUS_STYLES = {"ok": "green", "warning": "yellow", "critical": "red"}
 UNKNOWN_EXIT = 3  # the check itself could not run (Nagios' UNKNOWN): never mistaken for a warning
-
-
-def _directory_host_program(
-    inventory: Path | None, name: str, arguments: list[str], error: type[GovmailError], what: str
-) -> dict:
-    """Run the govmail package's host program ``name`` (e.g. ``govmail-usage``) with ``arguments``
-    on the inventory's directory host and return its JSON report (see :func:`_host_program_report`)."""
-    _, inventory_dir = _inventory(inventory)
-    site = Site(inventory_dir)
-    runner = remote.directory_host(inventory_dir, site=site)
-    program = f"{site.value('govmail_program_dir')}/venv/bin/{name}"
-    return _host_program_report(runner, [program, *arguments], error, what)
-
-
-def _host_program_report(runner: remote.Runner, command: list[str], error: type[GovmailError], what: str) -> dict:
-    """Run a host program of the govmail package (``command[0]``, with ``--json``) and return its
-    JSON report; raises ``error`` with one line (its last stderr line, or that it is not installed)."""
-    program = command[0]
-    completed = runner.run(command)
-    try:
-        return json.loads(completed.stdout)
-    except ValueError:
-        lines = completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"]
-        detail = lines[-1].removeprefix(f"{program.rsplit('/', 1)[-1]}: ")
-        if completed.returncode in (126, 127) or "no such file" in detail.lower():
-            detail = f"{program} is not installed on {runner.description}: run playbooks/site.yml"
-        raise error(f"{what} on {runner.description} failed: {detail}") from None
 
 
 @app.command("check")
@@ -107,7 +88,7 @@ def daily_mail(
     arguments = ["--json", *(["--send"] if send else [])]
     if as_of:
         arguments += ["--as-of", lifecycle.parse_date(as_of).isoformat()]
-    report = _directory_host_program(inventory, "govmail-daily-mail", arguments, health.CheckError, "daily mail")
+    report = directory_host_program(inventory, "govmail-daily-mail", arguments, health.CheckError, "daily mail")
     if json_output:
         _print_json(report)
     else:
@@ -143,7 +124,7 @@ def report(
     if not 2000 <= year <= 2999:
         raise usage_report.ReportError(f"--year {year} is not a year: write it like 2026")
     arguments = ["report", "--json", "--year", str(year), *(["--agency", agency] if agency else [])]
-    document = _directory_host_program(inventory, "govmail-usage", arguments, usage_report.ReportError, "usage report")
+    document = directory_host_program(inventory, "govmail-usage", arguments, usage_report.ReportError, "usage report")
     if chosen == "json":
         text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
     elif chosen == "csv":
@@ -189,7 +170,7 @@ def message_purge(
         arguments += ["--date", lifecycle.parse_date(sent_on).isoformat()]
     if dry_run:
         arguments.append("--dry-run")
-    report = _directory_host_program(inventory, "govmail-purge", arguments, purge.PurgeError, "purge")
+    report = directory_host_program(inventory, "govmail-purge", arguments, purge.PurgeError, "purge")
     if json_output:
         _print_json(report)
     else:
