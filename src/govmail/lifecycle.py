@@ -217,6 +217,9 @@ class Config:
     sendmail: str = "/usr/sbin/sendmail"
     doveadm: str = "/usr/bin/doveadm"
     holidays: tuple[date, ...] = ()
+    # Roundcube's bin/deluser.sh when the webmail runs on this host ("" otherwise): a deleted
+    # mailbox's webmail settings, identities and contacts go with it.
+    roundcube_deluser: str = ""
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
@@ -235,6 +238,7 @@ class Config:
                 sendmail=data.get("sendmail", "/usr/sbin/sendmail"),
                 doveadm=data.get("doveadm", "/usr/bin/doveadm"),
                 holidays=tuple(date.fromisoformat(day) for day in data.get("holidays") or ()),
+                roundcube_deluser=data.get("roundcube_deluser") or "",
             )
         except KeyError as exc:
             raise LifecycleError(f"configuration {path} lacks {exc.args[0]!r}: re-run playbooks/site.yml") from None
@@ -400,7 +404,23 @@ class Host:
         home = self.maildir(action.address)
         if home.exists():
             shutil.rmtree(home)
-        return removed
+        return {**removed, "webmail": self.forget_in_webmail(action.address)}
+
+    def forget_in_webmail(self, address: str) -> str | None:
+        """Remove the address's Roundcube user (settings, identities, contacts) with Roundcube's
+        ``bin/deluser.sh``, as the web server's user (it owns the database). ``None`` when the
+        webmail is not on this host; else ``"removed"``, ``"none"`` (never logged in to the
+        webmail) or ``"failed: <reason>"`` (the mailbox is deleted all the same)."""
+        if not self.config.roundcube_deluser:
+            return None
+        completed = subprocess.run(
+            ["runuser", "-u", "www-data", "--", self.config.roundcube_deluser, address],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        said = (completed.stdout + completed.stderr).strip().splitlines()
+        if completed.returncode != 0:
+            return f"failed: {said[-1] if said else f'exit {completed.returncode}'}"
+        return "none" if said and said[-1].strip() == "User not found." else "removed"
 
 
 def notice_text(action: Action, profile: policy.PolicyProfile) -> tuple[str, str]:
@@ -479,7 +499,8 @@ def delete_now(config: Config, address: str, *, force: bool = False, as_of: date
     removed, so an address given to someone else later starts empty (``govmail account delete``).
 
     Only terminated mailboxes unless ``force``. Returns ``{"address", "dn", "deleted": true,
-    "previous_status", "agency_unit_removed", "archive": path}``. Raises :class:`AccountError`
+    "previous_status", "agency_unit_removed", "webmail": see :meth:`Host.forget_in_webmail`,
+    "archive": path}``. Raises :class:`AccountError`
     (unknown address, not terminated) or :class:`LifecycleError` (the archive failed: nothing removed).
     """
     host = Host(config)

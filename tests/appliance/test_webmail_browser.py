@@ -23,7 +23,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR
+from conftest import PROJECT_DIR, ok_json
 from playwright import sync_api as playwright_api
 
 from govmail.inventory import Site
@@ -208,3 +208,22 @@ def test_compose_autocomplete_finds_a_colleague_typed_without_diacritics(person,
         offer = page.locator("#rcmKSearchpane li", has_text=wanted)
         offer.first.wait_for()
         assert colleague["address"] in offer.first.inner_text()
+
+
+def webmail_users(mail_host) -> str:
+    """Roundcube's users on the mail host, one ``address (imap host)`` a line (its own deluser.sh)."""
+    listed = mail_host.run("runuser -u www-data -- /usr/share/roundcube/bin/deluser.sh --age=-1 --dry-run")
+    assert listed.rc == 0, listed.stderr
+    return listed.stdout
+
+
+def test_a_deleted_mailbox_takes_its_webmail_settings_with_it(person, new_agency, govmail, mail_host):
+    account = new_agency("Sở Xoá Thử", "xoa").person("Lê Văn Xoá", password="Xoa#Thu-2026a")
+    tab = person(account)
+    tab.log_in()
+    assert f"{account['address']} (" in webmail_users(mail_host)  # the first login made its Roundcube user
+
+    deleted = ok_json(govmail("account", "delete", account["address"], "--force", "--json"))
+    assert deleted["webmail"] == "removed"
+    # settings, identities and contacts gone: whoever gets the address later starts afresh
+    assert f"{account['address']} (" not in webmail_users(mail_host)

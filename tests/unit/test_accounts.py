@@ -765,6 +765,7 @@ def test_cli_delete_archives_the_entry_and_the_maildir_before_removing_them(host
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["address"] == f"nguyenvanlong@{DOMAIN}" and document["previous_status"] == "active"
+    assert document["webmail"] is None  # no Roundcube on this host
     assert not maildir.exists()  # the address, given to someone later, starts empty
     with tarfile.open(document["archive"]) as archive:
         assert archive.extractfile("home/Maildir/cur/1.host:2,S").read() == b"Subject: Bao cao\r\n\r\nNoi dung\r\n"
