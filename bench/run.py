@@ -1,6 +1,6 @@
 """Run the benchmarks against the lab and write bench/results/<date>.json and <date>.md.
 
-    python bench/run.py [delivery imap directory provisioning backup] [--from-scratch] [--drill] [--trial NAME]
+    python bench/run.py [delivery imap directory provisioning backup filter] [--from-scratch] [--drill] [--trial NAME]
                         [--quick]
 
 Another stack than the lab (a private Molecule scenario): GOVMAIL_MAIL_CONTAINER names its mail
@@ -28,11 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import backup
 import delivery
 import directory
+import filtering
 import imap
 import provisioning
 from lib import PROJECT, BenchError, sh, write_results
 
-BENCHMARKS = ("delivery", "imap", "directory", "provisioning", "backup")
+BENCHMARKS = ("delivery", "imap", "directory", "provisioning", "backup", "filter")
 TRIALS = {"lmtp-concurrency": delivery.lmtp_concurrency_trial, "userdb-cache": delivery.userdb_cache_trial}
 
 
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "backup": lambda: backup.run(
             mailboxes=20 if quick else 200, messages=5000 if quick else 100_000, drill=args.drill
         ),
+        "filter": lambda: filtering.run(count=100 if quick else 400),
     }
     results = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),

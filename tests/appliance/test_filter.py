@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import smtplib
+import tarfile
 import uuid
 import zipfile
 
@@ -275,6 +276,61 @@ def test_a_banned_file_inside_a_zip_is_refused_naming_the_archive_and_the_file(s
     archive = _zipped(inner, PAYLOAD)
     message = _attached(OUTSIDER, bob["address"], "tai-lieu.zip", archive, "application", "zip")
     assert send(smtp, OUTSIDER, bob["address"], message) == (554, NOT_ALLOWED + f"tai-lieu.zip/{inner}")
+
+
+# Deeper than Rspamd looks (it lists the members of an attachment itself, and not of a tar): clamd
+# unpacks every level (zip, rar, 7z, tar, cab, cpio... down to MaxRecursion) and the role's
+# container signatures (govmail-banned.cdb) name the banned extension it found.
+def _tarred(name: str, data: bytes, mode: str = "w") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:
+        member = tarfile.TarInfo(name)
+        member.size = len(data)
+        archive.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+NESTED = {
+    "zip in a zip": lambda inner: ("tai-lieu.zip", _zipped("ho-so.zip", _zipped(inner, PAYLOAD)), "zip"),
+    "zip in a zip in a zip": lambda inner: (
+        "tai-lieu.zip", _zipped("ho-so.zip", _zipped("phu-luc.zip", _zipped(inner, PAYLOAD))), "zip"),
+    "tar": lambda inner: ("tai-lieu.tar", _tarred(inner, PAYLOAD), "x-tar"),
+    "tar.gz": lambda inner: ("tai-lieu.tar.gz", _tarred(inner, PAYLOAD, "w:gz"), "gzip"),
+    "zip in a tar.gz": lambda inner: ("tai-lieu.tgz", _tarred("ho-so.zip", _zipped(inner, PAYLOAD), "w:gz"), "gzip"),
+    "tar in a zip": lambda inner: ("tai-lieu.zip", _zipped("ho-so.tar", _tarred(inner, PAYLOAD)), "zip"),
+}  # fmt: skip
+
+
+def banned_inside(extension: str) -> tuple[int, str]:
+    """The refusal of a banned member found by clamd: its extension, lower case (roles/filter vars)."""
+    return 554, f'5.7.1 clamav: virus found: "Govmail.Banned.{extension.lower()}.UNOFFICIAL"'
+
+
+@pytest.mark.parametrize("case", NESTED.values(), ids=list(NESTED))
+def test_a_banned_file_deeper_in_archives_is_refused_naming_its_type(smtp, bob, case):
+    smtp.ehlo("mx.example.org")
+    filename, archive, subtype = case("cai-dat.exe")
+    message = _attached(OUTSIDER, bob["address"], filename, archive, "application", subtype)
+    assert send(smtp, OUTSIDER, bob["address"], message) == banned_inside("exe")
+
+
+@pytest.mark.parametrize("extension", BANNED)
+def test_each_banned_extension_in_a_zip_in_a_zip_is_refused_on_submission(submission, alice, bob, extension):
+    submission.login(alice["address"], alice["password"])
+    filename, archive, subtype = NESTED["zip in a zip"](f"Cai-Dat.{extension.upper()}")
+    message = _attached(alice["address"], bob["address"], filename, archive, "application", subtype)
+    assert send(submission, alice["address"], bob["address"], message) == banned_inside(extension)
+
+
+def test_nested_archives_of_ordinary_files_are_delivered(smtp, imaps, bob):
+    smtp.ehlo("mx.example.org")
+    inner = _zipped("so-lieu.csv", "Đơn vị,Số\nSở KHCN,12\n".encode())
+    archive = _tarred("bao-cao-quy.zip", inner, "w:gz")
+    message = _attached(OUTSIDER, bob["address"], "ho-so.tar.gz", archive, "application", "gzip")
+    assert send(smtp, OUTSIDER, bob["address"], message)[0] == 250
+    inbox = imaps(bob)
+    stored = parse(clients.wait_for(lambda: imap_fetch(inbox, message["Message-ID"]), what="the message in INBOX"))
+    assert [part.get_content() for part in stored.iter_attachments()] == [archive]
 
 
 def test_ordinary_attachments_are_delivered_untouched(submission, imaps, alice, bob):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import uuid
 
 import clients
 import pytest
@@ -20,6 +21,11 @@ from conftest import PROJECT_DIR, imap_fetch, make_message
 
 OUTSIDER = "van.thu@ubnd.example.org"
 OUTSIDE_TARGET = "someone@outside.example"
+# Another government domain whose server is ours to read: the lab's inventory routes it
+# (postfix_transport_routes, inventories/lab/group_vars/all/vars.yml) to this address on the mail
+# host's loopback, where the test starts a receiver; nothing outside the appliance is ever asked.
+PARTNER_TARGET = "vanthu@doitac.hue.gov.vn"
+PARTNER_SERVER = "127.0.0.1:2527"
 SCRIPT_NAME = "govmail-test-forward"
 # The refusal of forward_recipients (roles/postfix/templates/etc/postfix/forward_recipients.j2).
 REASON = (
@@ -109,6 +115,50 @@ def test_a_redirect_to_a_colleague_is_delivered(smtp, imaps, sieve, forwarder, a
     colleague = imaps(alice)
     assert clients.wait_for(lambda: imap_fetch(colleague, message["Message-ID"]), what="the redirect in her INBOX")
     # a plain redirect (no :copy) keeps no copy in the forwarder's INBOX
+    assert imap_fetch(imaps(forwarder), message["Message-ID"]) is None
+
+
+@pytest.fixture
+def partner_server(mail_host):
+    """Postfix's smtp-sink as doitac.hue.gov.vn's mail server: accepts any mail (no STARTTLS) and
+    appends each message it receives to a file (smtp-sink(1) ``-D``); yields a reader of that file."""
+    unit = f"govmail-test-partner-{uuid.uuid4().hex[:8]}"
+    dump = f"/tmp/{unit}.dump"
+    started = mail_host.run(
+        f"systemd-run --unit={unit} --collect /usr/sbin/smtp-sink -u postfix -D {dump} -h mx.doitac.hue.gov.vn "
+        f"{PARTNER_SERVER} 16"
+    )
+    assert started.rc == 0, started.stderr
+    port = PARTNER_SERVER.rsplit(":", 1)[1]
+    clients.wait_for(lambda: mail_host.run(f"ss -ltn 'sport = :{port}' | grep -q LISTEN").rc == 0,
+                     timeout=20, what=f"smtp-sink listening on {PARTNER_SERVER}")  # fmt: skip
+    yield lambda: mail_host.run(f"cat {dump} 2>/dev/null").stdout_bytes
+    mail_host.run(f"systemctl stop {unit}; rm -f {dump}")
+
+
+def test_a_redirect_to_another_government_domain_arrives_there_with_the_original_body(
+    smtp, imaps, sieve, forwarder, partner_server
+):
+    sieve(forwarder, f'redirect "{PARTNER_TARGET}";\n')
+    message = make_message(
+        OUTSIDER, forwarder["address"], "Chuyển tiếp sang tỉnh bạn",
+        "Kính gửi Sở Khoa học và Công nghệ tỉnh Huế,\nxin chuyển công văn số 15/UBND-KT.\n" + "Nội dung. " * 200,
+    )  # fmt: skip
+    sent = message.as_bytes()  # policy SMTP: CRLF line ends, as on the wire
+    smtp.ehlo("mx.example.org")
+    smtp.sendmail(OUTSIDER, [forwarder["address"]], sent)
+
+    received = clients.wait_for(
+        lambda: message["Message-ID"].encode() in partner_server() and partner_server(),
+        timeout=60, what="the redirect at the partner domain's server",
+    )  # fmt: skip
+    # the envelope names the partner address; the message the partner got ends with the very bytes
+    # that were sent (servers on the way only add headers on top: Received, the filter's results)
+    assert f"<{PARTNER_TARGET}>".encode() in received
+    body = sent.split(b"\r\n\r\n", 1)[1]
+    assert received.replace(b"\r\n", b"\n").rstrip(b"\n").endswith(body.replace(b"\r\n", b"\n").rstrip(b"\n"))
+    assert sent.split(b"\r\n\r\n", 1)[0].replace(b"\r\n", b"\n") in received.replace(b"\r\n", b"\n")
+    # a plain redirect keeps no copy with the forwarder
     assert imap_fetch(imaps(forwarder), message["Message-ID"]) is None
 
 
