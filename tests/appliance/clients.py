@@ -128,6 +128,25 @@ class ManageSieve:
         """SETACTIVE (RFC 5804 2.8); "" deactivates every script. The status line."""
         return self.command(f'SETACTIVE "{name}"')[1]
 
+    def list_scripts(self) -> dict[str, bool]:
+        """LISTSCRIPTS (RFC 5804 2.7): {script name: active}."""
+        lines, status = self.command("LISTSCRIPTS")
+        assert status.upper().startswith("OK"), status
+        found = (re.fullmatch(r'"(.*)"( ACTIVE)?', line.strip()) for line in lines)
+        return {match.group(1): bool(match.group(2)) for match in found if match}
+
+    def get_script(self, name: str) -> str:
+        """GETSCRIPT (RFC 5804 2.9): the script's text, read as the literal the server sends."""
+        self.sock.sendall(f'GETSCRIPT "{name}"\r\n'.encode())
+        first = self.file.readline().decode("utf-8", "replace").rstrip("\r\n")
+        literal = re.fullmatch(r"\{(\d+)\}", first)
+        assert literal, first
+        text = self.file.read(int(literal.group(1))).decode("utf-8", "replace")
+        self.file.readline()  # the CRLF after the literal
+        status = self._read_response()[1]
+        assert status.upper().startswith("OK"), status
+        return text
+
     def delete_script(self, name: str) -> str:
         return self.command(f'DELETESCRIPT "{name}"')[1]
 
