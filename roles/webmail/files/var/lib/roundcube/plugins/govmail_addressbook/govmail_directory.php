@@ -96,7 +96,9 @@ class govmail_directory extends rcube_ldap
     /** The units as Roundcube's groups ([ID, name, ...]), those whose name holds $search if given. */
     function list_groups($search = null, $mode = 0)
     {
-        $this->units();
+        if (!$this->units()) {
+            return [];  // (rcube_ldap would look for 'groups' entries it has no configuration of)
+        }
         $groups = parent::list_groups(null, $mode);
         if ($search !== null && $search !== '') {
             $groups = array_values(array_filter($groups, function ($group) use ($search, $mode) {
