@@ -38,6 +38,7 @@ def test_an_agency_opened_in_the_address_book_lists_exactly_its_mailboxes_in_vie
         page.click("#taskmenu a.contacts")
         page.wait_for_url("**_task=addressbook**")
         page.locator("#directorylist li.addressbook a", has_text="Danh bạ").first.click()
+        page.wait_for_load_state("networkidle")  # the whole book's list, before the agency's replaces it
     with me.step("open-agency"):
         group = page.locator("#directorylist li.contactgroup a", has_text=AGENCY)
         group.first.click()
