@@ -12,7 +12,9 @@ minute make Roundcube hold it back, fail2ban_maxretry (3) failed logins ban the 
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import ssl
 import uuid
 from pathlib import Path
 
@@ -87,3 +89,21 @@ def test_failed_webmail_logins_are_held_back_then_the_address_is_banned_while_ot
     assert {name: attacker("connect", port=port)[0] for name, port in WEB_PORTS.items()} == dict.fromkeys(
         WEB_PORTS, "ok"
     )
+
+
+def test_an_address_a_client_writes_in_a_header_never_reaches_the_login_log(mail_host, address, port, hostname, creds):
+    """Roundcube appends X-Forwarded-For and X-Real-IP to the address it logs; nginx passes neither,
+    so nobody can get another address banned by sending them (the controller: never banned)."""
+    spec = importlib.util.spec_from_file_location("logins", Path(__file__).parent / "files" / "logins_from_here.py")
+    logins = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(logins)
+    user = f"khong-co-{uuid.uuid4().hex[:8]}@example.org"
+    forged = {"X-Forwarded-For": "203.0.113.99", "X-Real-IP": "203.0.113.98"}
+    context = ssl.create_default_context(cafile=creds["ca_certificate"])
+    outcome = logins.webmail_login({"address": address, "port": port("https"), "hostname": hostname, "user": user,
+                                    "password": "x", "headers": forged}, context)  # fmt: skip
+    assert outcome == FAILED
+    logged = mail_host.run(f"journalctl SYSLOG_IDENTIFIER=roundcube --no-pager -g 'Failed login for {user} '").stdout
+    [line] = [text for text in logged.splitlines() if "Failed login" in text]
+    gateway = mail_host.run("ip -4 route show default").stdout.split()[2]
+    assert f" from {gateway} in session " in line and "203.0.113" not in line, line

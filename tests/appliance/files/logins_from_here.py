@@ -98,8 +98,10 @@ def _https(spec: dict, context: ssl.SSLContext) -> http.client.HTTPSConnection:
 def webmail_login(spec: dict, context: ssl.SSLContext) -> str:
     """One Roundcube login as a browser does it: GET the login page (session cookie, the form's
     _token), POST the form. "ok" when Roundcube redirects into the mailbox; otherwise "refused: "
-    and the message the page shows (rcmail.display_message's text, e.g. "Không đăng nhập được")."""
-    headers = {"Host": spec["hostname"], "User-Agent": "govmail-tests", "Accept-Language": "vi"}
+    and the message the page shows (rcmail.display_message's text, e.g. "Không đăng nhập được").
+    ``spec["headers"]`` (optional): more request headers, sent with both requests."""
+    headers = {"Host": spec["hostname"], "User-Agent": "govmail-tests", "Accept-Language": "vi",
+               **spec.get("headers", {})}  # fmt: skip
     connection = _https(spec, context)
     try:
         connection.request("GET", "/", headers=headers)
