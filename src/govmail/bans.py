@@ -1,10 +1,11 @@
 """Brute-force bans (issue 13): lift fail2ban's block of an address on every host that runs it.
 
-roles/fail2ban runs fail2ban on the hosts of the ``mx`` and ``mailstore`` groups (the hosts that
-take logins). ``govmail unban ADDRESS`` asks each of them, through the project's remote runner
-(``docker exec`` in the lab, ``ssh`` + ``sudo -n`` in a data centre, :mod:`govmail.remote`), which
-jails ban the address (``fail2ban-client banned ADDRESS``), then lifts it from all of them
-(``fail2ban-client unban ADDRESS``; fail2ban 1.1.0's client commands, fail2ban-client(1)).
+roles/fail2ban runs fail2ban on the hosts of the ``mx``, ``mailstore`` and ``webmail`` groups (the
+hosts that take logins; a webmail host bans on Roundcube's failed logins, issue 12). ``govmail
+unban ADDRESS`` asks each of them, through the project's remote runner (``docker exec`` in the
+lab, ``ssh`` + ``sudo -n`` in a data centre, :mod:`govmail.remote`), which jails ban the address
+(``fail2ban-client banned ADDRESS``), then lifts it from all of them (``fail2ban-client unban
+ADDRESS``; fail2ban 1.1.0's client commands, fail2ban-client(1)).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .errors import BanError
 from .inventory import Site
 
 #: The inventory groups whose hosts run fail2ban (roles/fail2ban, playbooks/fail2ban.yml).
-GROUPS = ("mx", "mailstore")
+GROUPS = ("mx", "mailstore", "webmail")
 CLIENT = "fail2ban-client"
 
 __all__ = ["GROUPS", "BanError", "hosts", "parse_address", "parse_networks", "unban"]
@@ -51,7 +52,7 @@ def parse_networks(values: Iterable[Any], name: str) -> list[str]:
 
 
 def hosts(site: Site) -> list[str]:
-    """The inventory hosts that run fail2ban (``mx`` and ``mailstore``), each once, in inventory order."""
+    """The inventory hosts that run fail2ban (``mx``, ``mailstore``, ``webmail``), each once, in inventory order."""
     found: list[str] = []
     for group in GROUPS:
         found += [host for host in site.hosts(group) if host not in found]
@@ -94,7 +95,7 @@ def unban(site: Site, address: str, runner_for: Callable[[Site, str], remote.Run
     names = hosts(site)
     if not names:
         raise BanError(
-            f"inventory {site.inventory_dir} has no host in the mx or mailstore groups: nothing runs fail2ban"
+            f"inventory {site.inventory_dir} has no host in the mx, mailstore or webmail groups: nothing runs fail2ban"
         )
     unbanned = []
     for name in names:

@@ -78,6 +78,19 @@ def test_unban_asks_every_mx_and_mailstore_host_once_and_reports_the_jails(proje
     assert state["mail1"] == {}
 
 
+def test_a_webmail_host_is_asked_too(project):  # it bans on Roundcube's failed logins (issue 12)
+    inventory = project / "inventories" / "lab"
+    (inventory / "hosts.yml").write_text(
+        "all:\n  hosts:\n    mail1:\n    web1:\n  children:\n    ldap: {hosts: {mail1: }}\n"
+        "    mx: {hosts: {mail1: }}\n    mailstore: {hosts: {mail1: }}\n    webmail: {hosts: {web1: }}\n"
+    )
+    calls: list = []
+    state = {"mail1": {}, "web1": {"192.0.2.7": ["govmail-roundcube"]}}
+    report = bans.unban(Site(inventory, project), "192.0.2.7", lambda _, host: Fail2ban(host, state[host], calls))
+    assert report["unbanned"] == [{"host": "mail1", "jails": []}, {"host": "web1", "jails": ["govmail-roundcube"]}]
+    assert state["web1"] == {}
+
+
 def test_a_host_without_fail2ban_is_named(project):
     class Missing(remote.Runner):
         def run(self, command, **_):

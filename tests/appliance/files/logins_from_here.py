@@ -9,18 +9,24 @@ Copied with ``clients.py`` into that container by ``test_bruteforce.py`` and run
 Prints one JSON list, an outcome per attempt: "ok" (logged in), "refused" (the server refused the
 login), "connection refused" (what a ban answers: fail2ban's nftables action rejects), "timeout",
 or "error: <text>". Protocols: imaps (993), imap (143, STARTTLS), pop3s (995), managesieve (4190,
-STARTTLS), submission (587, STARTTLS + AUTH PLAIN), connect (a bare TCP connection, "ok" if it opens).
+STARTTLS), submission (587, STARTTLS + AUTH PLAIN), connect (a bare TCP connection, "ok" if it opens),
+webmail (443: Roundcube's login form as a browser posts it, see :func:`webmail_login`; a refusal is
+"refused: <the message the login page shows>").
 """
 
 from __future__ import annotations
 
+import html
+import http.client
 import imaplib
 import json
 import poplib
+import re
 import smtplib
 import socket
 import ssl
 import sys
+import urllib.parse
 
 import clients
 
@@ -75,7 +81,47 @@ def attempt(spec: dict, context: ssl.SSLContext) -> str:
             return "refused"
         finally:
             client.close()
+    if protocol == "webmail":
+        return webmail_login(spec, context)
     raise ValueError(f"unknown protocol {protocol!r}")
+
+
+def _https(spec: dict, context: ssl.SSLContext) -> http.client.HTTPSConnection:
+    """A connection to the webmail's address that verifies its certificate for the mail host name."""
+    connection = http.client.HTTPSConnection(spec["address"], spec["port"], context=context,
+                                             timeout=clients.CONNECT_TIMEOUT)  # fmt: skip
+    raw = socket.create_connection((spec["address"], spec["port"]), clients.CONNECT_TIMEOUT)
+    connection.sock = context.wrap_socket(raw, server_hostname=spec["hostname"])
+    return connection
+
+
+def webmail_login(spec: dict, context: ssl.SSLContext) -> str:
+    """One Roundcube login as a browser does it: GET the login page (session cookie, the form's
+    _token), POST the form. "ok" when Roundcube redirects into the mailbox; otherwise "refused: "
+    and the message the page shows (rcmail.display_message's text, e.g. "Không đăng nhập được").
+    ``spec["headers"]`` (optional): more request headers, sent with both requests."""
+    headers = {"Host": spec["hostname"], "User-Agent": "govmail-tests", "Accept-Language": "vi",
+               **spec.get("headers", {})}  # fmt: skip
+    connection = _https(spec, context)
+    try:
+        connection.request("GET", "/", headers=headers)
+        page = connection.getresponse()
+        body = page.read().decode()
+        cookies = "; ".join(value.split(";", 1)[0] for name, value in page.getheaders() if name.lower() == "set-cookie")
+        token = re.search(r'name="_token" value="([^"]+)"', body)[1]
+        form = urllib.parse.urlencode({"_token": token, "_task": "login", "_action": "login",
+                                       "_timezone": "Asia/Ho_Chi_Minh", "_url": "", "_user": spec["user"],
+                                       "_pass": spec["password"]})  # fmt: skip
+        connection.request("POST", "/?_task=login", body=form, headers={
+            **headers, "Cookie": cookies, "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        answer = connection.getresponse()
+        text = answer.read().decode()
+    finally:
+        connection.close()
+    if answer.status in (301, 302) and "_task=mail" in (answer.getheader("Location") or ""):
+        return "ok"
+    shown = re.search(r'display_message\("((?:[^"\\]|\\.)*)"', text)
+    return "refused: " + (html.unescape(json.loads(f'"{shown[1]}"')) if shown else f"HTTP {answer.status}")
 
 
 def main() -> None:

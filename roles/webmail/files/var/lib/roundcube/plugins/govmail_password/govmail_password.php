@@ -42,6 +42,14 @@ class govmail_password extends rcube_plugin
                 'password.passwdconstraintviolation' => $this->gettext('refusedprefix'),
             ]);
         }
+        if ($rcmail->task == 'login') {
+            // Roundcube's answer to a login held back by login_rate_limit (issue 12, brute
+            // force); Debian's vi_VN lacks it and would show it in English. Merged (3rd
+            // argument): the English text is already there, and an added text never replaces one
+            $rcmail->load_language($_SESSION['language'] ?? null, [], [
+                'accountlocked' => $this->gettext('accountlocked'),
+            ]);
+        }
         $this->add_hook('authenticate', [$this, 'authenticate']);
         $this->add_hook('loginform_content', [$this, 'loginform_content']);
     }
