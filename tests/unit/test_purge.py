@@ -70,7 +70,7 @@ def test_the_audit_file_is_root_only_and_appended(tmp_path):
 
 
 def test_a_host_program_that_is_missing_or_fails_is_one_line_naming_it():
-    from govmail.cli.operations_commands import _host_program_report
+    from govmail.cli.common import host_program_report
     from govmail.remote import Completed
 
     class Runner:
@@ -84,12 +84,12 @@ def test_a_host_program_that_is_missing_or_fails_is_one_line_naming_it():
 
     missing = Runner(Completed(127, "", "sh: 1: /opt/govmail/venv/bin/govmail-purge: not found\n"))
     with pytest.raises(purge.PurgeError, match=r"^purge on mail1 \(docker exec\) failed: .*-purge is not installed"):
-        _host_program_report(missing, ["/opt/govmail/venv/bin/govmail-purge", "--json"], purge.PurgeError, "purge")
+        host_program_report(missing, ["/opt/govmail/venv/bin/govmail-purge", "--json"], purge.PurgeError, "purge")
     failing = Runner(Completed(1, "", "govmail-purge: doveadm fetch failed: timeout\n"))
     with pytest.raises(purge.PurgeError, match=r"failed: doveadm fetch failed: timeout$"):
-        _host_program_report(failing, ["/opt/govmail/venv/bin/govmail-purge", "--json"], purge.PurgeError, "purge")
+        host_program_report(failing, ["/opt/govmail/venv/bin/govmail-purge", "--json"], purge.PurgeError, "purge")
     ok = Runner(Completed(0, '{"removed": []}', ""))
-    assert _host_program_report(ok, ["/x/govmail-purge", "--json"], purge.PurgeError, "purge") == {"removed": []}
+    assert host_program_report(ok, ["/x/govmail-purge", "--json"], purge.PurgeError, "purge") == {"removed": []}
 
 
 # --- backups still holding the message, and when the retention ages them out ---------------------
