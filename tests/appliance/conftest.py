@@ -222,15 +222,9 @@ def ppolicy(address, port, hostname, creds):
                     "stack with the current roles (govmail lab up --converge)")  # fmt: skip
 
 
-@pytest.fixture
-def new_agency(govmail, ppolicy):
-    """``new_agency(name, prefix)``: a new agency of the test's own, with ``.person(name)`` to add staff.
-
-    The agency's abbreviation is ``prefix`` + six random digits; its people and the agency
-    itself are deleted when the test ends. ``.person(name, password=P)`` also sets the person's
-    own password P (as the owner does after an administrator's initial one) and returns it as
-    ``"password"``.
-    """
+@contextlib.contextmanager
+def _agencies(govmail):
+    """The factory behind ``new_agency`` and ``module_agency``; deletes what it made on exit."""
     created: list[str] = []
 
     class Agency(dict):
@@ -251,9 +245,31 @@ def new_agency(govmail, ppolicy):
         created.append(document["address"])
         return Agency(abbr=abbr, agency=document)
 
-    yield make
-    for address_ in created:
-        govmail("account", "delete", address_, "--force")
+    try:
+        yield make
+    finally:
+        for address_ in created:
+            govmail("account", "delete", address_, "--force")
+
+
+@pytest.fixture
+def new_agency(govmail, ppolicy):
+    """``new_agency(name, prefix)``: a new agency of the test's own, with ``.person(name)`` to add staff.
+
+    The agency's abbreviation is ``prefix`` + six random digits; its people and the agency
+    itself are deleted when the test ends. ``.person(name, password=P)`` also sets the person's
+    own password P (as the owner does after an administrator's initial one) and returns it as
+    ``"password"``.
+    """
+    with _agencies(govmail) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def module_agency(govmail, ppolicy):
+    """``new_agency`` for a whole module (one account, one login, shared by its tests)."""
+    with _agencies(govmail) as make:
+        yield make
 
 
 # --- helpers -------------------------------------------------------------------------------
