@@ -148,6 +148,21 @@ def test_destroyed_mailbox_comes_back_byte_identical_with_flags_and_folders(mail
     assert {flags for _, flags in after[utf7(FOLDER)]} == {frozenset(FLAGGED)}
 
 
+def test_the_restored_mailbox_gets_its_full_text_index_back_before_anyone_searches(mail_host, archive, alice):
+    """Archives leave Dovecot's full-text index out (govmail.backup.SKIPPED_DIRS); the restore
+    above queued ``doveadm index`` for the mailbox, so the index catches up with INBOX without a
+    search (``doveadm fts flatcurve stats``: ``... last_uid=N messages=N ...``)."""
+    user = shlex.quote(alice["address"])
+
+    def caught_up() -> bool:
+        status = mail_host.run(f"doveadm mailbox status -u {user} uidnext INBOX")
+        stats = mail_host.run(f"doveadm fts flatcurve stats -u {user} INBOX")
+        indexed = re.search(r"\blast_uid=(\d+)", stats.stdout)
+        return bool(indexed) and int(indexed.group(1)) >= int(status.stdout.split("=")[-1]) - 1
+
+    wait_for(caught_up, timeout=120, what="the restored INBOX to be indexed again")
+
+
 def test_restore_into_a_folder_leaves_newer_mail_alone_and_twice_adds_nothing(
     smtp, govmail, archive, imaps, alice, bob
 ):

@@ -29,6 +29,8 @@ def vmail(tmp_path):
     (home / "Maildir/tmp").mkdir()
     write(home / "Maildir/tmp/9.M9.h", b"half a delivery")
     write(home / "Maildir/dovecot.index.log", b"cache")
+    write(home / "Maildir/fts-flatcurve/index.1/docdata.glass", b"xapian")
+    write(home / "Maildir/B&AOE-o c&AOE-o/fts-flatcurve/current.2/postlist.glass", b"xapian")
     write(home / "Maildir/dovecot-uidlist", b"3 V1 N4\n")
     write(home / "sieve/main.sieve", b"keep;\n")
     (home / ".dovecot.sieve").symlink_to("sieve/main.sieve")
@@ -43,13 +45,15 @@ def test_modified_utf7_folder_names_are_decoded():
         backup.decode_mutf7("bad&name")
 
 
-def test_staging_links_messages_and_leaves_out_indexes_and_deliveries_in_progress(vmail, tmp_path):
+def test_staging_links_messages_and_leaves_out_indexes_full_text_indexes_and_deliveries_in_progress(vmail, tmp_path):
     staged = tmp_path / "staging"
     backup.stage_mailboxes(vmail, staged)
     home = staged / "quangtri.gov.vn" / "alice"
     original = vmail / "quangtri.gov.vn/alice/Maildir/cur/1.M1.h,S=5:2,S"
     assert os.path.samefile(home / "Maildir/cur/1.M1.h,S=5:2,S", original)
     assert not (home / "Maildir/dovecot.index.log").exists()
+    assert not (home / "Maildir/fts-flatcurve").exists()
+    assert not (home / "Maildir/B&AOE-o c&AOE-o/fts-flatcurve").exists()
     assert (home / "Maildir/tmp").is_dir() and not list((home / "Maildir/tmp").iterdir())
     assert (home / "Maildir/dovecot-uidlist").read_bytes() == b"3 V1 N4\n"
     assert os.readlink(home / ".dovecot.sieve") == "sieve/main.sieve"
