@@ -801,14 +801,18 @@ def restore_mailbox_tree(
     return added
 
 
-def dovecot_users(addresses: Sequence[str]) -> set[str]:
-    """Those of ``addresses`` that Dovecot's userdb knows (``doveadm user``, one process for all)."""
+def dovecot_users(addresses: Sequence[str], vmail_dir: Path) -> set[str]:
+    """Those of ``addresses`` that Dovecot's userdb knows (``doveadm user -f home``, one process for all).
+
+    A known user's home is ``<vmail_dir>/<domain>/<local part>`` (the dovecot role's ``mail_home``,
+    where the restore puts the files); an unknown one prints nothing on stdout.
+    """
     if not addresses:
         return set()
-    completed = subprocess.run(["doveadm", "user", "-f", "user", *addresses], capture_output=True, text=True,
+    completed = subprocess.run(["doveadm", "user", "-f", "home", *addresses], capture_output=True, text=True,
                                check=False)  # fmt: skip
-    found = {line.strip() for line in completed.stdout.splitlines()}
-    return {address for address in addresses if address in found}
+    homes = {line.strip().rstrip("/") for line in completed.stdout.splitlines()}
+    return {a for a in addresses if str(vmail_dir / a.split("@")[1] / a.split("@")[0]) in homes}
 
 
 def _doveadm(*args: str) -> None:
@@ -850,7 +854,7 @@ def restore(
                 staged / "vmail" / domain / local, home / "Maildir", owner, into=folder, move=True
             )
             results.append({"address": address, "restored": added, "folder": folder or None})
-        known = dovecot_users(wanted)
+        known = dovecot_users(wanted, vmail)
         for row in results:  # a Maildir left by a mailbox no longer in the directory: files back, nothing more
             row["user"] = row["address"] in known
         users = [address for address in wanted if address in known]
