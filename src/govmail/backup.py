@@ -172,9 +172,9 @@ class DigestCache:
         self.hits = 0
         self.reads = 0
 
-    def sha256(self, path: Path) -> str:
-        """The SHA-256 (hex) of the file ``path``; raises OSError when it cannot be read."""
-        info = path.stat()
+    def sha256(self, path: Path, info: os.stat_result | None = None) -> str:
+        """The SHA-256 (hex) of the file ``path`` (``info``: its stat, when the caller has it); raises OSError."""
+        info = info or path.stat()
         stamp = [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
         directory, name = str(path.parent), path.name
         old = self.known.get(directory, {}).get(name)
@@ -200,9 +200,17 @@ def mailbox_manifest(home: Path, digests: DigestCache | None = None) -> dict[str
     folders: dict[str, Any] = {}
     for name, path in _folders(home / "Maildir"):
         files = {}
-        for message in _messages(path):
-            base, flags = message_key(message.name)
-            files[base] = {"sha256": digests.sha256(message) if digests else _file_sha256(message), "flags": flags}
+        for sub in ("cur", "new"):
+            try:
+                with os.scandir(path / sub) as listing:  # d_type from readdir: one stat per message, for its digest
+                    entries = sorted((e for e in listing if e.is_file()), key=lambda e: e.name)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                base, flags = message_key(entry.name)
+                message = Path(entry.path)
+                digest = digests.sha256(message, entry.stat()) if digests else _file_sha256(message)
+                files[base] = {"sha256": digest, "flags": flags}
         folders[name] = {
             "messages": len(files),
             "digest": _digest(item["sha256"] for item in files.values()),
@@ -608,7 +616,9 @@ def run(config: Config) -> dict[str, Any]:
         started = _phase("directory export", started)
         parent, digests = _load_digests(config)
         manifest = build_manifest(staging, host=config["host"], digests=digests)
-        (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        (staging / MANIFEST).write_text(
+            json.dumps(manifest, ensure_ascii=False, separators=(",", ":")), encoding="utf-8"
+        )
         started = _phase("manifest", started, f" ({digests.reads} messages read, {digests.hits} digests reused)")
         totals = manifest["totals"]
         print(
@@ -627,7 +637,9 @@ def run(config: Config) -> dict[str, Any]:
                 parent, digests = None, DigestCache()
                 manifest = build_manifest(staging, host=config["host"], digests=digests,
                                           created=datetime.fromisoformat(manifest["time"]))  # fmt: skip
-                (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+                (staging / MANIFEST).write_text(
+                    json.dumps(manifest, ensure_ascii=False, separators=(",", ":")), encoding="utf-8"
+                )
                 created = True
             if created:
                 status, summary, errors = _restic_backup(config, paths, totals, None)
