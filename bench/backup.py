@@ -215,8 +215,9 @@ def run(mailboxes: int = 200, messages: int = 100_000, drill: bool = False) -> l
         sh(f"rm -rf {homes} {SCRATCH}/extract {SCRATCH}/floor")
         mailbox_args = " ".join(f"--mailbox {shlex.quote(a)}" for a in addresses)
         restore_seconds, out = _timed(
-            f"govmail-backup restore --archive {first['archive']} {mailbox_args} --json 2>/dev/null"
+            f"govmail-backup restore --archive {first['archive']} {mailbox_args} --json 2>/tmp/bench-backup.err"
         )
+        restore_phases = _phases()
         restored = sum(row["restored"] for row in json.loads(out)["mailboxes"])
         check = json.loads(
             sh(f"govmail-backup verify --archive {first['archive']} --live --json", check=False, timeout=7200)
@@ -283,6 +284,7 @@ def run(mailboxes: int = 200, messages: int = 100_000, drill: bool = False) -> l
                     "messages_restored": restored,
                     "verified_live": True,
                     "aim": "ratio <= 2",
+                    "phases_seconds": restore_phases,
                 },
             ),
             Figure(

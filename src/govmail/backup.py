@@ -850,7 +850,9 @@ def restore(
     owner = _vmail_owner(vmail)
     with tempfile.TemporaryDirectory(prefix="govmail-restore-", dir=vmail.parent) as temp:
         includes = [MANIFEST] + [f"vmail/{a.split('@')[1]}/{a.split('@')[0]}" for a in mailboxes or []]
+        started = time.monotonic()
         staged = fetch(config, name, Path(temp), includes if mailboxes else [MANIFEST, "vmail"])
+        started = _phase("restic restore", started)
         manifest = json.loads((staged / MANIFEST).read_text(encoding="utf-8"))
         wanted = list(mailboxes) if mailboxes else sorted(manifest["mailboxes"])
         unknown = [a for a in wanted if a not in manifest["mailboxes"]]
@@ -866,14 +868,16 @@ def restore(
                 staged / "vmail" / domain / local, home / "Maildir", owner, into=folder, move=True
             )
             results.append({"address": address, "restored": added, "folder": folder or None})
+        started = _phase("placing the messages", started)
         known = dovecot_users(wanted, vmail)
         for row in results:  # a Maildir left by a mailbox no longer in the directory: files back, nothing more
             row["user"] = row["address"] in known
         users = [address for address in wanted if address in known]
-        if users:  # one doveadm for every mailbox (a process per mailbox cost more than the restore)
+        if users:  # one doveadm for every mailbox, not one process per mailbox
             listing = Path(temp) / "users"
             listing.write_text("".join(f"{address}\n" for address in users), encoding="utf-8")
             _doveadm("force-resync", "-F", str(listing), "*")
+        _phase("dovecot resync", started)
         for address in users if folder else []:
             _doveadm("mailbox", "subscribe", "-u", address,
                      *(f"{folder}/{archived}" for archived in manifest["mailboxes"][address]["folders"]))  # fmt: skip
