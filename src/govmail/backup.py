@@ -9,24 +9,28 @@ One run (``run``):
 
 1. **stage**: every mailbox home (``<vmail_dir>/<domain>/<local part>``: the Maildir with its
    folders, flags in the file names, ``dovecot-uidlist``, subscriptions, the Sieve scripts) is
-   copied into ``<staging_dir>/vmail`` as *hard links* (Maildir message files are never
+   mirrored in ``<staging_dir>/vmail`` as *hard links* (Maildir message files are never
    rewritten, only renamed or unlinked, so a link is a frozen copy taken in milliseconds);
-   Dovecot's index files are left out (rebuilt from the Maildir). The directory is exported with
-   ``slapcat`` while slapd runs (back-mdb reads are consistent): ``directory/data.ldif`` (the
-   suffix) and ``directory/config.ldif`` (cn=config).
+   Dovecot's index files are left out (rebuilt from the Maildir). The mirror stays between runs
+   and each run links only new names and unlinks gone ones (:func:`stage_mailboxes`): an
+   unchanged message keeps its ctime, so neither restic nor the manifest reads it again. The
+   directory is exported with ``slapcat`` while slapd runs (back-mdb reads are consistent):
+   ``directory/data.ldif`` (the suffix) and ``directory/config.ldif`` (cn=config), removed with
+   the manifest after the run.
 2. **manifest**: ``<staging_dir>/manifest.json`` is computed from the staged files, so it
    describes exactly what the archive holds even while mail keeps arriving (see
-   :func:`build_manifest` for its shape).
+   :func:`build_manifest` for its shape); a message restic will not read again (same path,
+   inode, size, mtime and ctime as in the previous snapshot) keeps the SHA-256 that run computed
+   (:class:`DigestCache`, in ``/var/cache/govmail-backup``).
 3. **archive**: ``restic backup`` of the staging area plus ``paths`` (the rendered
    configuration in ``/etc`` with the host's keys and certificates and the service secrets, the
    logs in ``/var/log``, the lifecycle's archives) to the rest-server of the backup host over
    HTTPS (the internal CA), authenticated with this host's own credential. The server runs
    ``--append-only``: this host can add archives, never delete or rewrite them. The snapshot
    carries tags ``govmail``, ``mailboxes=N`` and ``messages=N`` so listing needs no download.
-   restic runs with ``--ignore-ctime``: linking a file into the staging area changes its ctime
-   (the link count is inode metadata), so without it every message would be read again at every
-   run (restic issue 2495); restic still re-reads a file whose path, size, mtime or inode changed,
-   and a Maildir message is never rewritten in place.
+   ``--parent`` is the snapshot whose digests the manifest reused (``--force`` when there is
+   none: every file is read), ``--no-scan`` skips restic's counting pass. One run at a time
+   (``<staging_dir>.lock``).
 
 Configuration: ``/etc/govmail/backup.json`` (written by the role), keys ``host``, ``domain``,
 ``repository`` (``rest:https://...``), ``username``, ``password_file``,
@@ -41,6 +45,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -72,6 +79,12 @@ MAILDIR_SUBDIRS = ("cur", "new", "tmp")
 # rewritten in place by Xapian while it is linked, so not staged; a restored mailbox gets it
 # rebuilt (restore queues `doveadm index`).
 SKIPPED_DIRS = ("fts-flatcurve",)
+
+
+def _skipped(name: str) -> bool:
+    """Whether a name in a mailbox home is one Dovecot rebuilds (never staged, never archived)."""
+    return name.startswith(SKIPPED_PREFIXES) or name in SKIPPED_DIRS
+
 
 __all__ = ["BackupError", "build_manifest", "decode_mutf7", "main", "stage_mailboxes"]
 
@@ -149,20 +162,66 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def mailbox_manifest(home: Path) -> dict[str, Any]:
+class DigestCache:
+    """SHA-256 sums of files kept from the previous backup, reused where restic reuses the file too.
+
+    ``known``: ``{DIRECTORY: {NAME: [inode, size, mtime_ns, ctime_ns, sha256]}}`` as the previous
+    run left it (:attr:`seen` of that run). A file whose path, inode, size, mtime and ctime (ns)
+    are those recorded gets the recorded sum without being read; any other is read. This is the
+    very test by which ``restic backup --parent <the previous snapshot>`` decides to reuse a
+    file's content from that snapshot instead of reading it (restic's archiver, ``fileChanged``:
+    type, mtime, ctime, size, inode), so the manifest and the archive always describe the same
+    bytes; any write to a file changes its ctime, which nobody can set back. The staging mirror
+    keeps its links between runs (:func:`stage_mailboxes`), so an unchanged message keeps its
+    ctime. :attr:`seen` is what this run found, for the next one;
+    :attr:`hits`/:attr:`reads` count files reused and read.
+    """
+
+    def __init__(self, known: Mapping[str, Mapping[str, Sequence[Any]]] | None = None) -> None:
+        self.known = known or {}
+        self.seen: dict[str, dict[str, list[Any]]] = {}
+        self.hits = 0
+        self.reads = 0
+
+    def sha256(self, path: Path, info: os.stat_result | None = None) -> str:
+        """The SHA-256 (hex) of the file ``path`` (``info``: its stat, when the caller has it); raises OSError."""
+        info = info or path.stat()
+        stamp = [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+        directory, name = str(path.parent), path.name
+        old = self.known.get(directory, {}).get(name)
+        if old is not None and list(old[:4]) == stamp:
+            digest = old[4]
+            self.hits += 1
+        else:
+            digest = _file_sha256(path)
+            self.reads += 1
+        self.seen.setdefault(directory, {})[name] = [*stamp, digest]
+        return digest
+
+
+def mailbox_manifest(home: Path, digests: DigestCache | None = None) -> dict[str, Any]:
     """The manifest of one mailbox home (``<home>/Maildir``).
 
     Shape: ``{"messages": N, "digest": SHA256, "folders": {NAME: {"messages": N, "digest":
     SHA256, "files": {BASE: {"sha256": SHA256, "flags": "FS"}}}}}``. A folder's digest is the
     SHA-256 of its messages' SHA-256 sums (sorted, one per line); the mailbox's of all of them;
-    so a digest depends on the messages' bytes only, not on flags or on-disk names.
+    so a digest depends on the messages' bytes only, not on flags or on-disk names. ``digests``:
+    the sums of the previous backup (:class:`DigestCache`); None reads every message.
     """
     folders: dict[str, Any] = {}
     for name, path in _folders(home / "Maildir"):
         files = {}
-        for message in _messages(path):
-            base, flags = message_key(message.name)
-            files[base] = {"sha256": _file_sha256(message), "flags": flags}
+        for sub in ("cur", "new"):
+            try:
+                with os.scandir(path / sub) as listing:  # d_type from readdir: one stat per message, for its digest
+                    entries = sorted((e for e in listing if e.is_file()), key=lambda e: e.name)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                base, flags = message_key(entry.name)
+                message = Path(entry.path)
+                digest = digests.sha256(message, entry.stat()) if digests else _file_sha256(message)
+                files[base] = {"sha256": digest, "flags": flags}
         folders[name] = {
             "messages": len(files),
             "digest": _digest(item["sha256"] for item in files.values()),
@@ -210,18 +269,21 @@ def directory_manifest(ldif: Path) -> dict[str, Any]:
     return {"entries": len(entries), "digest": _digest(sums)}
 
 
-def build_manifest(staging: Path, *, host: str, created: datetime | None = None) -> dict[str, Any]:
+def build_manifest(
+    staging: Path, *, host: str, created: datetime | None = None, digests: DigestCache | None = None
+) -> dict[str, Any]:
     """The manifest of a staging area (``vmail/<domain>/<local part>``, ``directory/data.ldif``).
 
     Shape: ``{"version": 1, "host": H, "time": ISO-8601, "mailboxes": {ADDRESS: mailbox_manifest},
     "totals": {"mailboxes": N, "messages": N}, "directory": {"entries": N, "digest": D} | None}``.
+    ``digests``: see :func:`mailbox_manifest`.
     """
     mailboxes = {}
     vmail = staging / "vmail"
     if vmail.is_dir():
         for domain in sorted(p for p in vmail.iterdir() if p.is_dir()):
             for home in sorted(p for p in domain.iterdir() if (p / "Maildir").is_dir()):
-                mailboxes[f"{home.name}@{domain.name}"] = mailbox_manifest(home)
+                mailboxes[f"{home.name}@{domain.name}"] = mailbox_manifest(home, digests)
     ldif = staging / "directory" / "data.ldif"
     return {
         "version": 1,
@@ -248,35 +310,92 @@ def _link_or_copy(source: Path, target: Path) -> bool:
     return True
 
 
-def stage_mailboxes(vmail_dir: Path, target: Path) -> int:
-    """Hard-link every mailbox home under ``vmail_dir`` into ``target``; returns the files linked.
+def _entries(directory: Path) -> dict[str, os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as listing:
+            return {entry.name: entry for entry in listing}
+    except FileNotFoundError:
+        return {}
 
-    A message renamed while it is linked (a flag changed) is found again under its new name; one
-    expunged meanwhile is left out. Dovecot's indexes (``dovecot.index*``, ``SKIPPED_DIRS``: the
-    full-text index) are left out: Dovecot rebuilds them. Both trees must be on one filesystem (``staging_dir`` lives
-    under ``/var``, like the Maildirs).
+
+def _remove(entry: os.DirEntry[str]) -> None:
+    if entry.is_dir(follow_symlinks=False):
+        shutil.rmtree(entry.path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+
+
+def _same(live: os.DirEntry[str] | None, staged: os.DirEntry[str], *, in_tmp: bool) -> bool:
+    """Whether a staged entry still mirrors the live one: same kind, file on the same inode, link to the same target."""
+    if live is None or _skipped(live.name):
+        return False
+    if staged.is_dir(follow_symlinks=False) or live.is_dir(follow_symlinks=False):
+        return staged.is_dir(follow_symlinks=False) and live.is_dir(follow_symlinks=False)
+    if in_tmp:
+        return False
+    if staged.is_symlink() or live.is_symlink():
+        return staged.is_symlink() and live.is_symlink() and os.readlink(staged.path) == os.readlink(live.path)
+    return staged.inode() == live.inode()
+
+
+def _link_message(source_dir: Path, destination: Path, name: str) -> int:
+    """Link ``source_dir/name`` into ``destination``; 1 if linked (under its name or, renamed since, its new one)."""
+    if _link_or_copy(source_dir / name, destination / name):
+        return 1
+    if source_dir.name == "cur":  # renamed since the listing (a flag changed): the same message
+        base, _ = message_key(name)
+        renamed = [p for p in source_dir.glob(f"{base}:*") if p.name != name]
+        if (
+            renamed
+            and not (destination / renamed[0].name).exists()
+            and _link_or_copy(renamed[0], destination / renamed[0].name)
+        ):
+            return 1
+    return 0
+
+
+def stage_mailboxes(vmail_dir: Path, target: Path) -> int:
+    """Make ``target`` a mirror of every mailbox home under ``vmail_dir`` by hard links; returns the files linked.
+
+    The mirror stays between runs and only what changed is touched: a name the mailbox no longer
+    has is unlinked, a new name (or a name now on another inode: ``dovecot-uidlist`` is replaced
+    by rename) is linked; the rest keeps its inode, its link count and so its ctime, which is what
+    lets restic (without ``--ignore-ctime``) and :class:`DigestCache` skip an unchanged message
+    instead of reading it again (a tree rebuilt each run gave every file a new ctime and every
+    directory a new tree blob in restic). The directory entries' inode numbers come from readdir
+    (``os.scandir``): no stat per unchanged message. A message renamed while it is linked (a flag
+    changed) is found again under its new name; one expunged meanwhile is left out. Dovecot's
+    index files (``SKIPPED_PREFIXES``), its full-text index (``SKIPPED_DIRS``: Dovecot rebuilds
+    both) and deliveries in progress (``tmp``) are left out. Both trees must be on one
+    filesystem (``staging_dir`` lives under ``/var``, like the Maildirs).
     """
     linked = 0
-    for current, dirs, files in os.walk(vmail_dir):
-        source_dir = Path(current)
-        relative = source_dir.relative_to(vmail_dir)
-        destination = target / relative
-        destination.mkdir(parents=True, exist_ok=True)
-        shutil.copystat(source_dir, destination)
-        if source_dir.name == "tmp":  # deliveries in progress are not messages yet
-            dirs[:] = []
-            continue
-        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS]
-        for name in files:
-            if name.startswith(SKIPPED_PREFIXES):
+    target.mkdir(parents=True, exist_ok=True)
+    pending = [(vmail_dir, target)]
+    while pending:
+        source_dir, destination = pending.pop()
+        have = _entries(source_dir)
+        staged = _entries(destination)
+        for name, entry in list(staged.items()):
+            if not _same(have.get(name), entry, in_tmp=source_dir.name == "tmp"):
+                _remove(entry)
+                del staged[name]
+        for name, entry in have.items():
+            if _skipped(name) or name in staged:
                 continue
-            if _link_or_copy(source_dir / name, destination / name):
-                linked += 1
-            elif source_dir.name == "cur":
-                base, _ = message_key(name)
-                renamed = [p for p in source_dir.glob(f"{base}:*") if p.name != name]
-                if renamed and _link_or_copy(renamed[0], destination / renamed[0].name):
-                    linked += 1
+            if entry.is_dir(follow_symlinks=False):
+                (destination / name).mkdir()
+            elif source_dir.name != "tmp":  # deliveries in progress are not messages yet
+                linked += _link_message(source_dir, destination, name)
+        pending += [
+            (Path(entry.path), destination / name)
+            for name, entry in have.items()
+            if entry.is_dir(follow_symlinks=False) and not _skipped(name)
+        ]
+        info, mine = source_dir.stat(), destination.stat()
+        if (info.st_mode, info.st_mtime_ns) != (mine.st_mode, mine.st_mtime_ns):
+            shutil.copystat(source_dir, destination)
     return linked
 
 
@@ -406,27 +525,93 @@ def list_archives(config: Config) -> list[dict[str, Any]]:
     return archives
 
 
-def _progress(line: str, last: list[float]) -> None:
+def _progress(line: str, last: list[float], expected: int) -> None:
     try:
         event = json.loads(line)
     except ValueError:
         return
     if event.get("message_type") == "status" and time.monotonic() - last[0] >= 2:
         last[0] = time.monotonic()
-        done = event.get("percent_done", 0) * 100
-        print(f"govmail-backup: {done:.0f}% ({event.get('files_done', 0)} files)", file=sys.stderr, flush=True)
+        done = event.get("files_done", 0)
+        print(f"govmail-backup: {done} of about {expected} files", file=sys.stderr, flush=True)
+
+
+#: The manifest's SHA-256 sums of the last backup, kept for the next one (:class:`DigestCache`).
+DIGEST_CACHE = f"{CACHE_DIR}/manifest-digests.json"
+
+
+def _load_digests(config: Config) -> tuple[str | None, DigestCache]:
+    """The previous snapshot's id and its digest cache, when the last run left one for this repository."""
+    try:
+        data = json.loads(Path(DIGEST_CACHE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, DigestCache()
+    if not isinstance(data, dict) or data.get("repository") != config["repository"] or not data.get("snapshot"):
+        return None, DigestCache()
+    return str(data["snapshot"]), DigestCache(data.get("files") or {})
+
+
+def _save_digests(config: Config, snapshot: str, digests: DigestCache) -> None:
+    Path(CACHE_DIR).mkdir(parents=True, mode=0o700, exist_ok=True)
+    temporary = Path(f"{DIGEST_CACHE}.new")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        json.dump({"repository": config["repository"], "snapshot": snapshot, "files": digests.seen}, stream,
+                  separators=(",", ":"))  # fmt: skip
+    os.replace(temporary, DIGEST_CACHE)
+
+
+def _restic_backup(config: Config, paths: Sequence[str], totals: Mapping[str, int], parent: str | None) -> tuple[
+    int, dict[str, Any], str
+]:  # fmt: skip
+    """``restic backup`` of ``paths``: (exit status, its JSON summary or {}, its stderr).
+
+    ``parent``: the snapshot whose digests the manifest reused (``--parent``: restic compares with
+    exactly that one); None: ``--force``, every file is read (no digests reused either).
+    ``--no-scan``: no separate pass that only counts the files for a percentage (the manifest
+    knows how many there are).
+    """
+    argv = [
+        "restic", "backup", "--json", "--no-scan", "--host", config["host"], "--tag", TAG,
+        "--tag", f"mailboxes={totals['mailboxes']}", "--tag", f"messages={totals['messages']}",
+        *(["--parent", parent] if parent else ["--force"]), *paths,
+    ]  # fmt: skip
+    summary: dict[str, Any] = {}
+    last = [0.0]
+    with subprocess.Popen(
+        argv, env=config.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        for line in process.stdout:
+            _progress(line, last, totals["messages"])
+            if '"summary"' in line:
+                summary = json.loads(line)
+        errors = process.stderr.read()
+    return process.returncode, summary, errors
+
+
+def _phase(name: str, started: float, detail: str = "") -> float:
+    now = time.monotonic()
+    print(f"govmail-backup: {name} took {now - started:.2f} s{detail}", file=sys.stderr, flush=True)
+    return now
 
 
 def run(config: Config) -> dict[str, Any]:
-    """One backup (module docstring): ``{"archive", "time", "mailboxes", "messages", "bytes_added"}``."""
+    """One backup (module docstring): ``{"archive", "time", "mailboxes", "messages", "bytes_added"}``.
+
+    Each phase's duration goes to stderr (``govmail-backup: <phase> took N s``; bench/backup.py reads them).
+    """
     staging = Path(config["staging_dir"])
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True, mode=0o700)
+    staging.mkdir(parents=True, mode=0o700, exist_ok=True)
+    lock = os.open(staging.parent / f"{staging.name}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # one run at a time (the timer's and an operator's)
+    for leftover in [p for p in staging.iterdir() if p.name != "vmail"]:
+        _remove_path(leftover)
     try:
         print("govmail-backup: staging the mailboxes", file=sys.stderr, flush=True)
-        stage_mailboxes(Path(config["vmail_dir"]), staging / "vmail")
-        print("govmail-backup: exporting the directory", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        linked = stage_mailboxes(Path(config["vmail_dir"]), staging / "vmail")
+        started = _phase("staging", started, f" ({linked} files linked)")
         directory = staging / "directory"
         directory.mkdir(mode=0o700)
         for arguments, name in ((["-b", config["base_dn"]], "data.ldif"), (["-n", "0"], "config.ldif")):
@@ -435,8 +620,13 @@ def run(config: Config) -> dict[str, Any]:
             )
             if completed.returncode != 0:
                 raise BackupError(f"slapcat {' '.join(arguments)} failed: {completed.stderr.strip()[-200:]}")
-        manifest = build_manifest(staging, host=config["host"])
-        (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        started = _phase("directory export", started)
+        parent, digests = _load_digests(config)
+        manifest = build_manifest(staging, host=config["host"], digests=digests)
+        (staging / MANIFEST).write_text(
+            json.dumps(manifest, ensure_ascii=False, separators=(",", ":")), encoding="utf-8"
+        )
+        started = _phase("manifest", started, f" ({digests.reads} messages read, {digests.hits} digests reused)")
         totals = manifest["totals"]
         print(
             f"govmail-backup: {totals['mailboxes']} mailboxes, {totals['messages']} messages; sending to "
@@ -444,30 +634,32 @@ def run(config: Config) -> dict[str, Any]:
             file=sys.stderr,
             flush=True,
         )
-        init(config)
+        check_reachable(config)
         paths = [str(staging), *(p for p in config["paths"] if Path(p).exists())]
-        argv = [
-            "restic", "backup", "--json", "--ignore-ctime", "--host", config["host"], "--tag", TAG,
-            "--tag", f"mailboxes={totals['mailboxes']}", "--tag", f"messages={totals['messages']}", *paths,
-        ]  # fmt: skip
-        summary: dict[str, Any] = {}
-        last = [0.0]
-        with subprocess.Popen(
-            argv, env=config.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        ) as process:
-            assert process.stdout is not None and process.stderr is not None
-            for line in process.stdout:
-                _progress(line, last)
-                if '"summary"' in line:
-                    summary = json.loads(line)
-            errors = process.stderr.read()
+        status, summary, errors = _restic_backup(config, paths, totals, parent)
+        if status not in (0, 3):
+            created = init(config) == "created"  # a first run: no repository yet
+            if parent and (created or "no matching ID" in errors):
+                # the previous snapshot is not there (pruned, a new repository): read every message again
+                parent, digests = None, DigestCache()
+                manifest = build_manifest(staging, host=config["host"], digests=digests,
+                                          created=datetime.fromisoformat(manifest["time"]))  # fmt: skip
+                (staging / MANIFEST).write_text(
+                    json.dumps(manifest, ensure_ascii=False, separators=(",", ":")), encoding="utf-8"
+                )
+                created = True
+            if created:
+                status, summary, errors = _restic_backup(config, paths, totals, None)
         # 3: the snapshot was written but some file of ``paths`` could not be read (a log rotated
         # away); the staged mail and directory are ours and complete, so it counts as done.
-        if process.returncode not in (0, 3) or not summary.get("snapshot_id"):
-            detail = (errors.strip().splitlines() or [f"exit {process.returncode}"])[-1]
+        if status not in (0, 3) or not summary.get("snapshot_id"):
+            detail = (errors.strip().splitlines() or [f"exit {status}"])[-1]
             raise BackupError(f"restic backup to {config['repository'].split('@')[-1]} failed: {detail}")
-        if process.returncode == 3:
+        _phase("restic backup", started, f" ({summary.get('files_new', 0)} new files, "
+               f"{summary.get('files_changed', 0)} changed, {summary.get('data_added', 0)} bytes added)")  # fmt: skip
+        if status == 3:
             print(f"govmail-backup: warning: some files were not read: {errors.strip()[-300:]}", file=sys.stderr)
+        _save_digests(config, summary["snapshot_id"], digests)
         return {
             "archive": summary["snapshot_id"][:8],
             "time": manifest["time"],
@@ -476,7 +668,38 @@ def run(config: Config) -> dict[str, Any]:
             "bytes_added": summary.get("data_added", 0),
         }
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        # the directory's export and the manifest go (they are in the archive); the mailboxes' links stay
+        for leftover in [p for p in staging.iterdir() if p.name != "vmail"]:
+            _remove_path(leftover)
+        os.close(lock)
+
+
+def refresh_staging(config_file: str = CONFIG_FILE) -> int:
+    """Bring the staging mirror in line with the mail store now (:func:`stage_mailboxes`); files linked.
+
+    For a purge (govmail.purge): the mirror's links keep a removed message's bytes on disk until
+    the next backup run would unlink them; this unlinks them at once. Nothing where the host has no
+    backup client (no ``config_file``) or no mirror yet.
+    """
+    if not Path(config_file).is_file():
+        return 0
+    config = Config.load(config_file)
+    staging = Path(config["staging_dir"])
+    if not (staging / "vmail").is_dir():
+        return 0
+    lock = os.open(staging.parent / f"{staging.name}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return stage_mailboxes(Path(config["vmail_dir"]), staging / "vmail")
+    finally:
+        os.close(lock)
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 # --- restore ---------------------------------------------------------------------------------
@@ -513,8 +736,22 @@ def _vmail_owner(vmail_dir: Path) -> tuple[int, int]:
     return info.st_uid, info.st_gid
 
 
-def _copy_owned(source: Path, target: Path, owner: tuple[int, int]) -> None:
-    shutil.copy2(source, target, follow_symlinks=False)
+def _copy_owned(source: Path, target: Path, owner: tuple[int, int], *, move: bool = False) -> None:
+    """Put ``source`` at ``target`` with its bytes, mode and times, owned by ``owner``.
+
+    ``move``: rename instead of copying (``source`` is a throw-away extraction on the same
+    filesystem, e.g. a restic restore into a temporary directory beside the mail store; a copy is
+    the fallback across filesystems).
+    """
+    if move:
+        try:
+            os.replace(source, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            shutil.copy2(source, target, follow_symlinks=False)
+    else:
+        shutil.copy2(source, target, follow_symlinks=False)
     os.chown(target, *owner, follow_symlinks=False)
 
 
@@ -529,7 +766,9 @@ def _ensure_dir(path: Path, owner: tuple[int, int]) -> None:
         os.chown(directory, *owner)
 
 
-def restore_mailbox_tree(source_home: Path, target_maildir: Path, owner: tuple[int, int], *, into: str = "") -> int:
+def restore_mailbox_tree(
+    source_home: Path, target_maildir: Path, owner: tuple[int, int], *, into: str = "", move: bool = False
+) -> int:
     """Put the messages of an archived mailbox home into a Maildir; returns how many were added.
 
     Each archived folder goes to the folder of the same name (``into=""``) or below ``into`` (a
@@ -537,7 +776,9 @@ def restore_mailbox_tree(source_home: Path, target_maildir: Path, owner: tuple[i
     whose Maildir base name is already in the target folder (in ``cur`` or ``new``, whatever its
     flags now) is left alone, so newer mail and changes made since are untouched and restoring the
     same archive twice adds nothing. Files keep their names (flags), bytes and times. Dovecot's
-    uidlist and subscriptions come back only where the target has none.
+    uidlist and subscriptions come back only where the target has none. ``move``: the messages
+    are renamed out of ``source_home`` instead of copied (a temporary extraction on the mail
+    store's filesystem: no second write of every byte).
     """
     added = 0
     source_maildir = source_home / "Maildir"
@@ -555,7 +796,7 @@ def restore_mailbox_tree(source_home: Path, target_maildir: Path, owner: tuple[i
         present = {message_key(p.name)[0] for sub in ("cur", "new") for p in (destination / sub).iterdir()}
         for message in _messages(folder):
             if message_key(message.name)[0] not in present:
-                _copy_owned(message, destination / message.parent.name / message.name, owner)
+                _copy_owned(message, destination / message.parent.name / message.name, owner, move=move)
                 added += 1
         for name in ("dovecot-uidlist", "dovecot-keywords", "maildirfolder"):
             if (folder / name).is_file() and not (destination / name).exists() and not into:
@@ -577,6 +818,20 @@ def restore_mailbox_tree(source_home: Path, target_maildir: Path, owner: tuple[i
                 else:
                     _copy_owned(source, target, owner)
     return added
+
+
+def dovecot_users(addresses: Sequence[str], vmail_dir: Path) -> set[str]:
+    """Those of ``addresses`` that Dovecot's userdb knows (``doveadm user -f home``, one process for all).
+
+    A known user's home is ``<vmail_dir>/<domain>/<local part>`` (the dovecot role's ``mail_home``,
+    where the restore puts the files); an unknown one prints nothing on stdout.
+    """
+    if not addresses:
+        return set()
+    completed = subprocess.run(["doveadm", "user", "-f", "home", *addresses], capture_output=True, text=True,
+                               check=False)  # fmt: skip
+    homes = {line.strip().rstrip("/") for line in completed.stdout.splitlines()}
+    return {a for a in addresses if str(vmail_dir / a.split("@")[1] / a.split("@")[0]) in homes}
 
 
 def _doveadm(*args: str) -> None:
@@ -602,7 +857,9 @@ def restore(
     owner = _vmail_owner(vmail)
     with tempfile.TemporaryDirectory(prefix="govmail-restore-", dir=vmail.parent) as temp:
         includes = [MANIFEST] + [f"vmail/{a.split('@')[1]}/{a.split('@')[0]}" for a in mailboxes or []]
+        started = time.monotonic()
         staged = fetch(config, name, Path(temp), includes if mailboxes else [MANIFEST, "vmail"])
+        started = _phase("restic restore", started)
         manifest = json.loads((staged / MANIFEST).read_text(encoding="utf-8"))
         wanted = list(mailboxes) if mailboxes else sorted(manifest["mailboxes"])
         unknown = [a for a in wanted if a not in manifest["mailboxes"]]
@@ -614,18 +871,26 @@ def restore(
             local, domain = address.split("@")
             home = vmail / domain / local
             _ensure_dir(home / "Maildir", owner)
-            added = restore_mailbox_tree(staged / "vmail" / domain / local, home / "Maildir", owner, into=folder)
-            known = subprocess.run(["doveadm", "user", address], capture_output=True, check=False).returncode == 0
-            results.append({"address": address, "restored": added, "folder": folder or None, "user": known})
-            if not known:  # a Maildir left by a mailbox no longer in the directory: files back, nothing more
-                continue
-            _doveadm("force-resync", "-u", address, "*")
+            added = restore_mailbox_tree(
+                staged / "vmail" / domain / local, home / "Maildir", owner, into=folder, move=True
+            )
+            results.append({"address": address, "restored": added, "folder": folder or None})
+        started = _phase("placing the messages", started)
+        known = dovecot_users(wanted, vmail)
+        for row in results:  # a Maildir left by a mailbox no longer in the directory: files back, nothing more
+            row["user"] = row["address"] in known
+        users = [address for address in wanted if address in known]
+        if users:  # one doveadm for every mailbox, not one process per mailbox
+            listing = Path(temp) / "users"
+            listing.write_text("".join(f"{address}\n" for address in users), encoding="utf-8")
+            _doveadm("force-resync", "-F", str(listing), "*")
             # the full-text index is not in archives: queued for the indexer, built in the background
             # (a search before it is done indexes what is missing first; Dovecot docs, fts plugin)
-            _doveadm("index", "-u", address, "-q", "*")
-            if folder:
-                for archived in manifest["mailboxes"][address]["folders"]:
-                    _doveadm("mailbox", "subscribe", "-u", address, f"{folder}/{archived}")
+            _doveadm("index", "-F", str(listing), "-q", "*")
+        _phase("dovecot resync", started)
+        for address in users if folder else []:
+            _doveadm("mailbox", "subscribe", "-u", address,
+                     *(f"{folder}/{archived}" for archived in manifest["mailboxes"][address]["folders"]))  # fmt: skip
     return {"archive": name, "mailboxes": results}
 
 

@@ -313,6 +313,12 @@ def purge(
             copies += kept
         else:
             raise PurgeError(f"copies of {message_id} remain after {PURGE_PASSES} passes: run the purge again")
+        try:  # the backup's staging mirror must not keep the removed files' bytes until its next run
+            backup.refresh_staging()
+        except (BackupError, OSError) as exc:
+            raise PurgeError(
+                f"removed from the mailboxes, but the backup's staging area was not updated: {exc}"
+            ) from None
     record = {
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "operator": operator or os.environ.get("SUDO_USER") or getpass.getuser(),

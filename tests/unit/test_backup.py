@@ -213,3 +213,33 @@ def test_merge_missing_puts_back_only_what_the_host_lacks(tmp_path):
     assert (target / "old.tar.gz").read_bytes() == b"deleted mailbox"
     assert (target / "old.tar.gz").stat().st_mtime == 1_700_000_000
     assert backup.merge_missing(source, target) == 0  # a second restore changes nothing
+
+
+def test_the_staging_mirror_follows_the_mailboxes_and_leaves_unchanged_messages_alone(vmail, tmp_path):
+    staged = tmp_path / "staging"
+    backup.stage_mailboxes(vmail, staged)
+    cur = vmail / "quangtri.gov.vn/alice/Maildir/cur"
+    kept = staged / "quangtri.gov.vn/bob/Maildir/cur/4.M4.h:2,"
+    before = kept.stat().st_ctime_ns
+    (cur / "1.M1.h,S=5:2,S").rename(cur / "1.M1.h,S=5:2,RS")  # a flag changed
+    (vmail / "quangtri.gov.vn/alice/Maildir/new/2.M2.h,S=5").unlink()  # expunged
+    write(cur / "6.M6.h,S=3:2,", b"six")  # arrived
+    assert backup.stage_mailboxes(vmail, staged) == 2
+    mirror = staged / "quangtri.gov.vn/alice/Maildir"
+    assert sorted(p.name for p in (mirror / "cur").iterdir()) == ["1.M1.h,S=5:2,RS", "6.M6.h,S=3:2,"]
+    assert not list((mirror / "new").iterdir())
+    assert kept.stat().st_ctime_ns == before
+    assert backup.stage_mailboxes(vmail, staged) == 0
+
+
+def test_digests_are_reused_only_for_the_same_inode_size_and_times(vmail, tmp_path):
+    home = vmail / "quangtri.gov.vn" / "alice"
+    first = backup.DigestCache()
+    manifest = backup.mailbox_manifest(home, first)
+    again = backup.DigestCache(first.seen)
+    assert backup.mailbox_manifest(home, again) == manifest
+    assert (again.hits, again.reads) == (3, 0)
+    write(home / "Maildir/new/2.M2.h,S=5", b"tw0\r\n")  # rewritten in place: new ctime
+    third = backup.DigestCache(again.seen)
+    assert backup.mailbox_manifest(home, third)["digest"] != manifest["digest"]
+    assert (third.hits, third.reads) == (2, 1)
