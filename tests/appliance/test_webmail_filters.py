@@ -243,24 +243,22 @@ def test_mark_as_junk_moves_the_message_into_junk_and_not_junk_back(tab, staff, 
     append(reader, "INBOX", raw)  # the message a person received (no SMTP in the way)
     me = tab(away)
 
-    before = learned(mail_host)
-    select_in_list(me, "INBOX", subject)
-    with me.step("mark-as-junk"):
-        # the button works once the selection enabled its command (Roundcube drops the class)
-        me.page.locator("#toolbar-menu a.junk:not(.disabled)").first.click()
-    shown(me, REPORTED_JUNK, "reported-junk")
-    # the webmail moves it after the plugin's answer: over IMAP, it is in Junk and not in INBOX
-    clients.wait_for(
-        lambda: in_folder(reader, "Junk", raw) and not in_folder(reader, "INBOX", raw), what="the message moved to Junk"
-    )
-    as_spam = changes_to(lambda: learned(mail_host), before, {"BAYES_SPAM": 1, "BAYES_HAM": 0})
+    def mark(folder: str, button: str, answer: str, destination: str) -> None:
+        """Select the message in ``folder``, click the toolbar's ``button``, see ``answer``, and
+        find the message (over IMAP) in ``destination`` and no longer in ``folder``."""
+        select_in_list(me, folder, subject)
+        with me.step(f"mark-{button}"):
+            # the button works once the selection enabled its command (Roundcube drops the class)
+            me.page.locator(f"#toolbar-menu a.{button}:not(.disabled)").first.click()
+        shown(me, answer, f"reported-{button}")
+        # the webmail moves it after the plugin's answer
+        clients.wait_for(
+            lambda: in_folder(reader, destination, raw) and not in_folder(reader, folder, raw),
+            what=f"the message moved to {destination}",
+        )
 
-    select_in_list(me, "Junk", subject)
-    with me.step("mark-as-not-junk"):
-        # the button works once the selection enabled its command (Roundcube drops the class)
-        me.page.locator("#toolbar-menu a.notjunk:not(.disabled)").first.click()
-    shown(me, REPORTED_NOT_JUNK, "reported-not-junk")
-    clients.wait_for(
-        lambda: in_folder(reader, "INBOX", raw) and not in_folder(reader, "Junk", raw), what="the message back in INBOX"
-    )
+    before = learned(mail_host)
+    mark("INBOX", "junk", REPORTED_JUNK, "Junk")
+    as_spam = changes_to(lambda: learned(mail_host), before, {"BAYES_SPAM": 1, "BAYES_HAM": 0})
+    mark("Junk", "notjunk", REPORTED_NOT_JUNK, "INBOX")
     changes_to(lambda: learned(mail_host), as_spam, {"BAYES_SPAM": -1, "BAYES_HAM": 1})
