@@ -278,9 +278,10 @@ def test_a_banned_file_inside_a_zip_is_refused_naming_the_archive_and_the_file(s
     assert send(smtp, OUTSIDER, bob["address"], message) == (554, NOT_ALLOWED + f"tai-lieu.zip/{inner}")
 
 
-# Deeper than Rspamd looks (it lists the members of an attachment itself, and not of a tar): clamd
-# unpacks every level (zip, rar, 7z, tar, cab, cpio... down to MaxRecursion) and the role's
-# container signatures (govmail-banned.cdb) name the banned extension it found.
+# Deeper than Rspamd looks (it lists the members of an attachment itself, and not of a tar): the
+# role's Lua reads zip, tar and gzip inside one another down to 4 levels and names the path; below
+# that, clamd unpacks every level (zip, rar, 7z, tar, cab, cpio... down to MaxRecursion) and the
+# role's container signatures (govmail-banned.cdb) name the banned extension it found.
 def _tarred(name: str, data: bytes, mode: str = "w") -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode=mode) as archive:
@@ -290,14 +291,22 @@ def _tarred(name: str, data: bytes, mode: str = "w") -> bytes:
     return buffer.getvalue()
 
 
-NESTED = {
-    "zip in a zip": lambda inner: ("tai-lieu.zip", _zipped("ho-so.zip", _zipped(inner, PAYLOAD)), "zip"),
+NESTED = {  # case -> (attachment name, its bytes, MIME subtype, the path the refusal names)
+    "zip in a zip": lambda inner: (
+        "tai-lieu.zip", _zipped("ho-so.zip", _zipped(inner, PAYLOAD)), "zip", f"tai-lieu.zip/ho-so.zip/{inner}"),
     "zip in a zip in a zip": lambda inner: (
-        "tai-lieu.zip", _zipped("ho-so.zip", _zipped("phu-luc.zip", _zipped(inner, PAYLOAD))), "zip"),
-    "tar": lambda inner: ("tai-lieu.tar", _tarred(inner, PAYLOAD), "x-tar"),
-    "tar.gz": lambda inner: ("tai-lieu.tar.gz", _tarred(inner, PAYLOAD, "w:gz"), "gzip"),
-    "zip in a tar.gz": lambda inner: ("tai-lieu.tgz", _tarred("ho-so.zip", _zipped(inner, PAYLOAD), "w:gz"), "gzip"),
-    "tar in a zip": lambda inner: ("tai-lieu.zip", _zipped("ho-so.tar", _tarred(inner, PAYLOAD)), "zip"),
+        "tai-lieu.zip", _zipped("ho-so.zip", _zipped("phu-luc.zip", _zipped(inner, PAYLOAD))), "zip",
+        f"tai-lieu.zip/ho-so.zip/phu-luc.zip/{inner}"),
+    "tar": lambda inner: ("tai-lieu.tar", _tarred(inner, PAYLOAD), "x-tar", f"tai-lieu.tar/{inner}"),
+    "tar with a long path (pax)": lambda inner: (
+        "tai-lieu.tar", _tarred(f"thu-muc/{'ho-so-' * 20}/{inner}", PAYLOAD), "x-tar",
+        f"tai-lieu.tar/thu-muc/{'ho-so-' * 20}/{inner}"),
+    "tar.gz": lambda inner: ("tai-lieu.tar.gz", _tarred(inner, PAYLOAD, "w:gz"), "gzip", f"tai-lieu.tar.gz/{inner}"),
+    "zip in a tar.gz": lambda inner: (
+        "tai-lieu.tgz", _tarred("ho-so.zip", _zipped(inner, PAYLOAD), "w:gz"), "gzip",
+        f"tai-lieu.tgz/ho-so.zip/{inner}"),
+    "tar in a zip": lambda inner: (
+        "tai-lieu.zip", _zipped("ho-so.tar", _tarred(inner, PAYLOAD)), "zip", f"tai-lieu.zip/ho-so.tar/{inner}"),
 }  # fmt: skip
 
 
@@ -307,19 +316,28 @@ def banned_inside(extension: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("case", NESTED.values(), ids=list(NESTED))
-def test_a_banned_file_deeper_in_archives_is_refused_naming_its_type(smtp, bob, case):
+def test_a_banned_file_deeper_in_archives_is_refused_naming_its_path(smtp, bob, case):
     smtp.ehlo("mx.example.org")
-    filename, archive, subtype = case("cai-dat.exe")
+    filename, archive, subtype, path = case("cai-dat.exe")
     message = _attached(OUTSIDER, bob["address"], filename, archive, "application", subtype)
-    assert send(smtp, OUTSIDER, bob["address"], message) == banned_inside("exe")
+    assert send(smtp, OUTSIDER, bob["address"], message) == (554, NOT_ALLOWED + path)
 
 
 @pytest.mark.parametrize("extension", BANNED)
 def test_each_banned_extension_in_a_zip_in_a_zip_is_refused_on_submission(submission, alice, bob, extension):
     submission.login(alice["address"], alice["password"])
-    filename, archive, subtype = NESTED["zip in a zip"](f"Cai-Dat.{extension.upper()}")
+    filename, archive, subtype, path = NESTED["zip in a zip"](f"Cai-Dat.{extension.upper()}")
     message = _attached(alice["address"], bob["address"], filename, archive, "application", subtype)
-    assert send(submission, alice["address"], bob["address"], message) == banned_inside(extension)
+    assert send(submission, alice["address"], bob["address"], message) == (554, NOT_ALLOWED + path)
+
+
+def test_a_banned_file_five_archives_deep_is_refused_by_the_virus_scanner_naming_its_type(smtp, bob):
+    smtp.ehlo("mx.example.org")
+    archive = _zipped("cai-dat.exe", PAYLOAD)
+    for name in ("d.zip", "c.zip", "b.zip", "a.zip"):  # below the Lua reader's 4 levels
+        archive = _zipped(name, archive)
+    message = _attached(OUTSIDER, bob["address"], "tai-lieu.zip", archive, "application", "zip")
+    assert send(smtp, OUTSIDER, bob["address"], message) == banned_inside("exe")
 
 
 def test_nested_archives_of_ordinary_files_are_delivered(smtp, imaps, bob):
