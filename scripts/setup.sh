@@ -3,7 +3,8 @@
 #   - Debian packages: docker.io, debootstrap, python3-venv, make, testssl.sh (the appliance tests'
 #     TLS scan, tests/appliance/test_tls_scan.py), chromium (the webmail's browser tests drive it
 #     headless through Playwright: tests/appliance/test_webmail_browser.py) and libnss3-tools (its
-#     certutil makes the test browser trust the stack's CA, in a profile of its own)
+#     certutil makes the test browser trust the stack's CA, in a profile of its own), p7zip-full
+#     (the filter's tests build 7z attachments: tests/appliance/test_filter.py)
 #   - a running Docker engine (starts dockerd by hand where no service manager runs it)
 #   - .venv with the pinned Python dependencies (pyproject.toml + constraints.txt)
 # Quiet when all is well: one line per step; on failure one line naming the log to read.
@@ -30,6 +31,7 @@ command -v make >/dev/null 2>&1 || missing+=(make)
 command -v testssl >/dev/null 2>&1 || missing+=(testssl.sh)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v certutil >/dev/null 2>&1 || missing+=(libnss3-tools)
+command -v 7z >/dev/null 2>&1 || missing+=(p7zip-full)
 if [ -z "${PYTHON}" ]; then
   missing+=(python3 python3-venv)
 elif ! "${PYTHON}" -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -44,7 +46,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     || die "apt-get install ${missing[*]} failed (see ${LOG_DIR}/setup-apt.log)"
   PYTHON="${PYTHON:-$(command -v python3)}"
 else
-  say "packages ok (docker.io, debootstrap, python3-venv, make, testssl.sh, chromium, libnss3-tools)"
+  say "packages ok (docker.io, debootstrap, python3-venv, make, testssl.sh, chromium, libnss3-tools, p7zip-full)"
 fi
 "${PYTHON}" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || die "${PYTHON} is Python $("${PYTHON}" -c 'import sys; print(*sys.version_info[:2], sep=".")'); govmail needs 3.11 or newer (Debian 12 or 13)"
