@@ -227,3 +227,16 @@ def test_a_deleted_mailbox_takes_its_webmail_settings_with_it(person, new_agency
     assert deleted["webmail"] == "removed"
     # settings, identities and contacts gone: whoever gets the address later starts afresh
     assert f"{account['address']} (" not in webmail_users(mail_host)
+
+
+def test_logging_out_ends_the_session(person, alice):
+    tab = person(alice)
+    tab.log_in()
+    with tab.step("log-out"):
+        tab.page.click("#taskmenu a.logout")  # "Đăng xuất"
+        tab.page.wait_for_selector("#rcmloginuser")
+    with tab.step("back-to-the-mailbox"):
+        # the browser still holds the old cookies: the server has ended that session
+        tab.page.goto(f"{tab.url}?_task=mail&_mbox=INBOX")
+        tab.page.wait_for_selector("#rcmloginuser")
+    assert tab.page.locator("#mailboxlist").count() == 0
