@@ -36,7 +36,7 @@ def parse_address(text: str) -> str:
 
 
 def parse_networks(values: Iterable[Any], name: str) -> list[str]:
-    """Each of ``values`` (addresses or CIDR networks, e.g. from ``fail2ban_ignore_addresses``) in
+    """Each of ``values`` (addresses or CIDR networks, e.g. from ``govmail_trusted_addresses``) in
     normal form: ``["192.0.2.10", "10.0.0.0/8"]``. Raises :class:`BanError` naming ``name`` and the
     first value that is neither."""
     found = []

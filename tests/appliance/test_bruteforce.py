@@ -4,7 +4,7 @@ port for a while (fail2ban with nftables, roles/fail2ban), other clients still l
 
 The attacker is the stack's backup host: a container on the stack's own network, whose address the
 mail host sees as it is. The controller's connections to the published ports arrive from the Docker
-network's gateway, which the lab inventory never bans (fail2ban_ignore_default_gateway): the
+network's gateway, which the lab inventory never bans (govmail_trust_default_gateway): the
 controller plays the other client that must still get in. Every ban is lifted when its test ends.
 The lab inventory (linked by Molecule) bans after fail2ban_maxretry = 3 failures.
 """
@@ -46,16 +46,25 @@ def _address_of(container: str) -> str:
 
 @pytest.fixture(scope="module")
 def attacker(hostname):
-    """The backup host as a client of the mail host: ``attacker(protocol, user, password, times=1)``
-    -> the outcome of each attempt (files/logins_from_here.py), with ``.address`` its own address."""
+    """The backup host as a client of the mail host: ``attacker(protocol, user, password, times=1,
+    port=None, parallel=False)`` -> the outcome of each attempt (files/logins_from_here.py; with
+    ``parallel`` all at once), with ``.address`` its own address."""
     for name in ("clients.py", "files/logins_from_here.py"):
         _docker("exec", "-i", BACKUP_CONTAINER, "sh", "-c", f"mkdir -p {REMOTE_DIR} && cat > {REMOTE_DIR}/"
                 f"{Path(name).name}", input=(HERE / name).read_text())  # fmt: skip
     target = _address_of(MAIL_CONTAINER)
 
-    def run(protocol: str, user: str = "", password: str = "", times: int = 1, port: int | None = None) -> list[str]:
+    def run(
+        protocol: str,
+        user: str = "",
+        password: str = "",
+        times: int = 1,
+        port: int | None = None,
+        parallel: bool = False,
+    ) -> list[str]:
         spec = {"protocol": protocol, "address": target, "hostname": hostname, "ca": CA, "user": user,
-                "password": password, "times": times, "port": port or LOGIN_PORTS[protocol]}  # fmt: skip
+                "password": password, "times": times, "port": port or LOGIN_PORTS[protocol],
+                "parallel": parallel}  # fmt: skip
         return json.loads(_docker("exec", BACKUP_CONTAINER, "python3", f"{REMOTE_DIR}/logins_from_here.py",
                                   json.dumps(spec)))  # fmt: skip
 

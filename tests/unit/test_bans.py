@@ -60,8 +60,8 @@ def test_a_malformed_address_is_refused_naming_it(text):
 def test_the_ignore_list_accepts_addresses_and_networks_and_names_a_bad_one():
     assert bans.parse_networks(["192.0.2.10", "10.1.0.0/16", "2001:db8::/32", "10.2.3.4/32"], "x") == [
         "192.0.2.10", "10.1.0.0/16", "2001:db8::/32", "10.2.3.4"]  # fmt: skip
-    with pytest.raises(bans.BanError, match=r"^fail2ban_ignore_addresses: 'monitoring' is not an IP address"):
-        bans.parse_networks(["192.0.2.10", "monitoring"], "fail2ban_ignore_addresses")
+    with pytest.raises(bans.BanError, match=r"^govmail_trusted_addresses: 'monitoring' is not an IP address"):
+        bans.parse_networks(["192.0.2.10", "monitoring"], "govmail_trusted_addresses")
 
 
 def test_unban_asks_every_mx_and_mailstore_host_once_and_reports_the_jails(project):

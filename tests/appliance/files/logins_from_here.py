@@ -11,7 +11,10 @@ login), "connection refused" (what a ban answers: fail2ban's nftables action rej
 or "error: <text>". Protocols: imaps (993), imap (143, STARTTLS), pop3s (995), managesieve (4190,
 STARTTLS), submission (587, STARTTLS + AUTH PLAIN), connect (a bare TCP connection, "ok" if it opens),
 webmail (443: Roundcube's login form as a browser posts it, see :func:`webmail_login`; a refusal is
-"refused: <the message the login page shows>").
+"refused: <the message the login page shows>"), webmail-post (443: one POST to the login form's
+address without credentials, which Roundcube answers with its login page and does not log as a
+failed login; the outcome is "HTTP <status>", see :func:`webmail_post`). With ``"parallel": true``
+the attempts are made at once, each from its own thread (outcomes in attempt order).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import socket
 import ssl
 import sys
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 
 import clients
 
@@ -81,6 +85,8 @@ def attempt(spec: dict, context: ssl.SSLContext) -> str:
             return "refused"
         finally:
             client.close()
+    if protocol == "webmail-post":
+        return webmail_post(spec, context)
     if protocol == "webmail":
         return webmail_login(spec, context)
     raise ValueError(f"unknown protocol {protocol!r}")
@@ -124,19 +130,44 @@ def webmail_login(spec: dict, context: ssl.SSLContext) -> str:
     return "refused: " + (html.unescape(json.loads(f'"{shown[1]}"')) if shown else f"HTTP {answer.status}")
 
 
+def webmail_post(spec: dict, context: ssl.SSLContext) -> str:
+    """One POST to Roundcube's login form address (``/?_task=login``) with no credentials and no
+    session: what nginx's per-address pace counts (roles/webmail, limit_req), while Roundcube,
+    seeing no login action, shows its login page without logging a failed login (so fail2ban
+    stays out of it). Returns "HTTP <status>": 200 (served, perhaps after a delay) or 429."""
+    connection = _https(spec, context)
+    try:
+        connection.request("POST", "/?_task=login", body="", headers={
+            "Host": spec["hostname"], "User-Agent": "govmail-tests",
+            "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        answer = connection.getresponse()
+        answer.read()
+    finally:
+        connection.close()
+    return f"HTTP {answer.status}"
+
+
+def outcome(spec: dict, context: ssl.SSLContext) -> str:
+    """One attempt's outcome, its failures named as the module docstring lists them."""
+    try:
+        return attempt(spec, context)
+    except ConnectionRefusedError:
+        return "connection refused"
+    except TimeoutError:
+        return "timeout"
+    except (OSError, EOFError, ssl.SSLError, smtplib.SMTPException, imaplib.IMAP4.error) as exc:
+        return f"error: {type(exc).__name__}: {exc}"
+
+
 def main() -> None:
     spec = json.loads(sys.argv[1])
     context = ssl.create_default_context(cafile=spec["ca"])
-    outcomes = []
-    for _ in range(spec.get("times", 1)):
-        try:
-            outcomes.append(attempt(spec, context))
-        except ConnectionRefusedError:
-            outcomes.append("connection refused")
-        except TimeoutError:
-            outcomes.append("timeout")
-        except (OSError, EOFError, ssl.SSLError, smtplib.SMTPException, imaplib.IMAP4.error) as exc:
-            outcomes.append(f"error: {type(exc).__name__}: {exc}")
+    times = spec.get("times", 1)
+    if spec.get("parallel"):
+        with ThreadPoolExecutor(max_workers=times) as pool:
+            outcomes = list(pool.map(lambda _: outcome(spec, context), range(times)))
+    else:
+        outcomes = [outcome(spec, context) for _ in range(times)]
     print(json.dumps(outcomes))
 
 

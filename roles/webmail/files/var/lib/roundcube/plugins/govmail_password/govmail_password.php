@@ -3,8 +3,9 @@
  * govmail_password: the directory's password rules in the webmail (REQUIREMENTS P1, P2).
  *
  * 1. Forced change (P2; LC §6.3, NB §6.3, QT §9.2.a): on Roundcube's `authenticate` hook,
- *    before the IMAP login, the owner's password is bound to the directory with the
- *    password-policy control. When the server answers changeAfterReset (an administrator set
+ *    before the IMAP login, an entry with pwdReset (read with the service account) has the
+ *    owner's password bound to the directory with the password-policy control (any other
+ *    login binds only through IMAP: one wrong guess is one failure towards the lockout). When the server answers changeAfterReset (an administrator set
  *    the password: `govmail account add`, `reset-password`), the login stops and the login page
  *    becomes a change form (hook `loginform_content`): current password, new one, again. That
  *    form posts to the same login action; the change is an LDAP Password Modify as the owner,
@@ -72,7 +73,7 @@ class govmail_password extends rcube_plugin
             if ($directory->login_state($address, $args['pass']) === 'change') {
                 return $this->stop($args, 'mustchange');
             }
-            return $args;  // ok, refused or unavailable: IMAP decides as before
+            return $args;  // imap, ok, refused or unavailable: IMAP decides as before
         }
 
         $new = rcube_utils::get_input_string('_govmail_newpass', rcube_utils::INPUT_POST, true);

@@ -52,11 +52,19 @@ class govmail_ppolicy
     /**
      * What the directory says when the owner logs in with this password.
      *
+     * Binds as the owner only when the entry carries pwdReset (an administrator set the
+     * password), read first with the service account: every other login is left to IMAP, whose
+     * bind is then the only one, so a wrong password typed in the webmail counts once towards
+     * the directory's lockout (ppolicy pwdMaxFailure), not twice. Dovecot refuses an entry with
+     * pwdReset without binding (its passdb filter), so there too one guess is one failure.
+     *
      * @param string $address the mailbox address (user@domain)
      * @param string $password the password typed
      * @return string 'change' (bind accepted with changeAfterReset: an administrator set the
-     *                password), 'ok' (accepted, nothing to change), 'refused' (wrong password,
-     *                locked, unknown) or 'unavailable' (no answer, TLS failure)
+     *                password), 'imap' (no reset pending: IMAP decides, nothing was bound),
+     *                'ok' (a reset was pending, yet the server asked for no change),
+     *                'refused' (a reset is pending and the password is wrong, or the account
+     *                is locked or unknown) or 'unavailable' (no answer, TLS failure)
      */
     public function login_state($address, $password)
     {
@@ -64,10 +72,14 @@ class govmail_ppolicy
             return 'refused';  // an empty password would be an anonymous bind, which succeeds
         }
         try {
-            $dn = $this->find_dn($address);
-            if ($dn === null) {
+            $entry = $this->find_entry($address);
+            if ($entry === null) {
                 return 'refused';
             }
+            if (!$entry['reset']) {
+                return 'imap';
+            }
+            $dn = $entry['dn'];
             $conn = $this->connect();
             list($code, $error) = $this->bind($conn, $dn, $password);
             ldap_unbind($conn);
@@ -135,18 +147,34 @@ class govmail_ppolicy
     /** The DN of the mailbox with this address, or null; read with the service account. */
     private function find_dn($address)
     {
+        $entry = $this->find_entry($address);
+        return $entry === null ? null : $entry['dn'];
+    }
+
+    /**
+     * The mailbox with this address, read with the service account (its ACL reads operational
+     * attributes: roles/openldap), or null.
+     *
+     * @return array|null ['dn' => string, 'reset' => bool (pwdReset is TRUE)]
+     */
+    private function find_entry($address)
+    {
         $conn = $this->connect();
         if (!@ldap_bind($conn, $this->config->get('govmail_password_ldap_bind_dn'), $this->config->get('govmail_password_ldap_bind_pass'))) {
             throw new RuntimeException('service bind failed: ' . ldap_error($conn));
         }
         $filter = sprintf($this->config->get('govmail_password_ldap_filter'), ldap_escape($address, '', LDAP_ESCAPE_FILTER));
-        $result = @ldap_search($conn, $this->config->get('govmail_password_ldap_base'), $filter, ['1.1'], 0, 2);
+        $result = @ldap_search($conn, $this->config->get('govmail_password_ldap_base'), $filter, ['pwdReset'], 0, 2);
         if ($result === false) {
             throw new RuntimeException('search failed: ' . ldap_error($conn));
         }
         $entries = ldap_get_entries($conn, $result);
         ldap_unbind($conn);
-        return ($entries['count'] ?? 0) === 1 ? $entries[0]['dn'] : null;
+        if (($entries['count'] ?? 0) !== 1) {
+            return null;
+        }
+        // ldap_get_entries lowercases attribute names
+        return ['dn' => $entries[0]['dn'], 'reset' => strtoupper($entries[0]['pwdreset'][0] ?? '') === 'TRUE'];
     }
 
     /** A connection after StartTLS (the directory refuses simple binds without TLS). */
