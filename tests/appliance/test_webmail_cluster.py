@@ -39,8 +39,13 @@ pytestmark = pytest.mark.skipif(
     " published through GOVMAIL_WEB2_HTTPS_PORT and GOVMAIL_WEB2_CONTAINER (molecule/<scenario>'s verifier env)",
 )
 
-# Roundcube's database as roles/webmail defines it (plain values of its defaults)
-DATABASE = yaml.safe_load((PROJECT_DIR / "roles/webmail/defaults/main.yml").read_text())
+# Roundcube's database as the roles define it (plain values of their defaults): its name is a
+# shared fact (roles/govmail), the role and port are roles/webmail's
+DATABASE = {
+    **yaml.safe_load((PROJECT_DIR / "roles/webmail/defaults/main.yml").read_text()),
+    **yaml.safe_load((PROJECT_DIR / "roles/govmail/defaults/main.yml").read_text()),
+}
+NAME = DATABASE["govmail_webmail_database_name"]
 
 
 def container_address(name: str) -> str:
@@ -70,7 +75,7 @@ def refused(client_address: str, encryption: str) -> str:
     """PostgreSQL's refusal of Roundcube's role from an address or a transport pg_hba does not list."""
     return (
         f'no pg_hba.conf entry for host "{client_address}", user "{DATABASE["webmail_database_user"]}",'
-        f' database "{DATABASE["webmail_database_name"]}", {encryption}'
+        f' database "{NAME}", {encryption}'
     )
 
 
@@ -103,7 +108,7 @@ def startup(container: str, use_tls: bool) -> str:
     """The database host's first answer to Roundcube's role, from a host of the stack."""
     probe = subprocess.run(
         ["docker", "exec", "-i", container, "python3", "-", DATABASE_CONTAINER, str(DATABASE["webmail_database_port"]),
-         DATABASE["webmail_database_user"], DATABASE["webmail_database_name"], "tls" if use_tls else "plain", CA],
+         DATABASE["webmail_database_user"], NAME, "tls" if use_tls else "plain", CA],
         input=STARTUP_PROBE, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert probe.returncode == 0, probe.stderr
@@ -186,7 +191,7 @@ def identity_name_field(me: Person, url: str):
 def test_an_identity_saved_on_one_host_is_shown_on_the_other(tab, clerk, web2_url):
     me = tab(clerk)
     me.log_in()
-    display_name = f"Hà Thị Cụm (Văn thư {uuid.uuid4().hex[:6]})"
+    display_name = f"Hà Thị Cụm - Văn thư {uuid.uuid4().hex[:6]}"  # no RFC 5322 specials: shown unquoted
     frame, field = identity_name_field(me, me.url)
     with me.step("save-identity-on-first-host"):
         field.fill(display_name)
@@ -202,7 +207,7 @@ def test_an_identity_saved_on_one_host_is_shown_on_the_other(tab, clerk, web2_ur
 
 def test_roundcube_s_role_reaches_the_database_over_verified_tls_from_a_webmail_host(web2_address):
     conninfo = (
-        f"host={DATABASE_CONTAINER} port={DATABASE['webmail_database_port']} dbname={DATABASE['webmail_database_name']}"
+        f"host={DATABASE_CONTAINER} port={DATABASE['webmail_database_port']} dbname={NAME}"
         f" user={DATABASE['webmail_database_user']} sslmode=verify-full sslrootcert={CA}"
     )
     answer = psql(WEB2_CONTAINER, conninfo, "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
@@ -217,7 +222,7 @@ def web2_address():
 
 def test_postgresql_refuses_roundcube_s_role_without_tls_even_from_a_webmail_host(web2_address):
     conninfo = (
-        f"host={DATABASE_CONTAINER} port={DATABASE['webmail_database_port']} dbname={DATABASE['webmail_database_name']}"
+        f"host={DATABASE_CONTAINER} port={DATABASE['webmail_database_port']} dbname={NAME}"
         f" user={DATABASE['webmail_database_user']} sslmode=disable"
     )
     answer = psql(WEB2_CONTAINER, conninfo, "SELECT 1")
@@ -231,7 +236,7 @@ def test_a_webmail_host_refuses_a_database_whose_certificate_names_another_host(
     database_address = container_address(DATABASE_CONTAINER)
     conninfo = (
         f"host=db.invalid hostaddr={database_address} port={DATABASE['webmail_database_port']}"
-        f" dbname={DATABASE['webmail_database_name']} user={DATABASE['webmail_database_user']}"
+        f" dbname={NAME} user={DATABASE['webmail_database_user']}"
         f" sslmode=verify-full sslrootcert={CA}"
     )
     answer = psql(WEB2_CONTAINER, conninfo, "SELECT 1")
