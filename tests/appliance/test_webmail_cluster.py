@@ -46,6 +46,7 @@ DATABASE = {
     **yaml.safe_load((PROJECT_DIR / "roles/govmail/defaults/main.yml").read_text()),
 }
 NAME = DATABASE["govmail_webmail_database_name"]
+PROGRAM_DIR = DATABASE["govmail_program_dir"]  # the govmail package on the directory host
 
 
 def container_address(name: str) -> str:
@@ -251,3 +252,30 @@ def test_postgresql_refuses_an_address_that_is_not_a_webmail_host(use_tls):
     backup_address = container_address(BACKUP_CONTAINER)
     answer = startup(BACKUP_CONTAINER, use_tls)
     assert answer == "E " + refused(backup_address, "SSL encryption" if use_tls else "no encryption")
+
+
+# pg_restore reads the dump out of the archive (restic dump), as a restore would
+ARCHIVED_DUMP = r"""
+import subprocess, sys
+from govmail import backup
+config = backup.Config.load()
+staged = f"{config['staging_dir']}/database/{sys.argv[2]}.pgdump"
+dump = subprocess.run(
+    ["restic", "dump", sys.argv[1], staged], env=config.environment(), capture_output=True, check=True
+)
+listed = subprocess.run(["pg_restore", "--list"], input=dump.stdout, capture_output=True, check=True)
+sys.stdout.write(listed.stdout.decode())
+"""
+
+
+def test_the_backup_archive_holds_the_webmail_database(fresh_backup):
+    if DATABASE_CONTAINER != MAIL_CONTAINER:
+        pytest.skip("the database host is not the directory host, whose backup client this stack runs")
+    python = f"{PROGRAM_DIR}/venv/bin/python"
+    listed = subprocess.run(
+        ["docker", "exec", "-i", DATABASE_CONTAINER, python, "-", fresh_backup["archive"], NAME],
+        input=ARCHIVED_DUMP, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    tables = {line.split()[-2] for line in listed.stdout.splitlines() if " TABLE DATA public " in line}
+    assert {"users", "session", "identities", "contacts"} <= tables, listed.stdout
