@@ -16,7 +16,9 @@ One run (``run``):
    unchanged message keeps its ctime, so neither restic nor the manifest reads it again. The
    directory is exported with ``slapcat`` while slapd runs (back-mdb reads are consistent):
    ``directory/data.ldif`` (the suffix) and ``directory/config.ldif`` (cn=config), removed with
-   the manifest after the run.
+   the manifest after the run. On the host that runs the webmail's shared PostgreSQL database
+   (config ``postgresql_databases``), each database is dumped too: ``database/<name>.pgdump``
+   (:func:`dump_databases`; restored by hand with ``pg_restore``, see roles/backup/README.md).
 2. **manifest**: ``<staging_dir>/manifest.json`` is computed from the staged files, so it
    describes exactly what the archive holds even while mail keeps arriving (see
    :func:`build_manifest` for its shape); a message restic will not read again (same path,
@@ -35,7 +37,8 @@ One run (``run``):
 Configuration: ``/etc/govmail/backup.json`` (written by the role), keys ``host``, ``domain``,
 ``repository`` (``rest:https://...``), ``username``, ``password_file``,
 ``repository_password_file``, ``ca_certificate``, ``vmail_dir``, ``mailbox_layout``, ``base_dn``,
-``staging_dir``, ``paths`` (list), ``operators`` (address told of a failure).
+``staging_dir``, ``paths`` (list), ``operators`` (address told of a failure), optional
+``postgresql_databases`` (list of names dumped with pg_dump).
 
 Errors are :class:`BackupError`; ``main`` prints them as one line and exits 2 (1 for a backup that
 ran and failed), so systemd marks the unit failed and ``OnFailure=`` mails the operators.
@@ -590,6 +593,29 @@ def _restic_backup(config: Config, paths: Sequence[str], totals: Mapping[str, in
     return process.returncode, summary, errors
 
 
+def dump_databases(names: Sequence[str], directory: Path) -> list[Path]:
+    """``pg_dump`` of each PostgreSQL database into ``directory/<name>.pgdump``; the files written.
+
+    The webmail's shared database (roles/webmail, several webmail hosts) on the host that runs it.
+    Custom format (``pg_restore`` reads it; one consistent snapshot per database, taken while
+    Roundcube writes, PostgreSQL docs "SQL Dump"), as the ``postgres`` role over the local socket
+    (root is mapped to it by ``pg_ident.conf``). A failed dump raises :class:`BackupError` naming
+    the database and pg_dump's last words.
+    """
+    directory.mkdir(mode=0o700, exist_ok=True)
+    written = []
+    for name in names:
+        target = directory / f"{name}.pgdump"
+        completed = subprocess.run(
+            ["pg_dump", "--username=postgres", "--no-password", "--format=custom", f"--file={target}", name],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if completed.returncode != 0:
+            raise BackupError(f"pg_dump {name} failed: {completed.stderr.strip()[-200:]}")
+        written.append(target)
+    return written
+
+
 def _phase(name: str, started: float, detail: str = "") -> float:
     now = time.monotonic()
     print(f"govmail-backup: {name} took {now - started:.2f} s{detail}", file=sys.stderr, flush=True)
@@ -621,6 +647,9 @@ def run(config: Config) -> dict[str, Any]:
             if completed.returncode != 0:
                 raise BackupError(f"slapcat {' '.join(arguments)} failed: {completed.stderr.strip()[-200:]}")
         started = _phase("directory export", started)
+        if config.data.get("postgresql_databases"):
+            dump_databases(config.data["postgresql_databases"], staging / "database")
+            started = _phase("database export", started)
         parent, digests = _load_digests(config)
         manifest = build_manifest(staging, host=config["host"], digests=digests)
         (staging / MANIFEST).write_text(

@@ -243,3 +243,36 @@ def test_digests_are_reused_only_for_the_same_inode_size_and_times(vmail, tmp_pa
     third = backup.DigestCache(again.seen)
     assert backup.mailbox_manifest(home, third)["digest"] != manifest["digest"]
     assert (third.hits, third.reads) == (2, 1)
+
+
+def _fake_pg_dump(tmp_path, monkeypatch, script: str) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    program = bin_dir / "pg_dump"
+    program.write_text("#!/bin/sh\n" + script)
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def test_each_webmail_database_is_dumped_in_custom_format_as_postgres(tmp_path, monkeypatch):
+    # the fake pg_dump records its arguments in the file it is told to write
+    _fake_pg_dump(
+        tmp_path, monkeypatch, 'for a; do case "$a" in --file=*) f="${a#--file=}";; esac; done\necho "$@" > "$f"\n'
+    )
+    written = backup.dump_databases(["roundcube"], tmp_path / "database")
+    assert written == [tmp_path / "database" / "roundcube.pgdump"]
+    assert written[0].read_text().split() == [
+        "--username=postgres", "--no-password", "--format=custom", f"--file={written[0]}", "roundcube",
+    ]  # fmt: skip
+
+
+def test_a_failed_dump_names_the_database_and_pg_dump_s_words(tmp_path, monkeypatch):
+    _fake_pg_dump(
+        tmp_path,
+        monkeypatch,
+        "echo 'pg_dump: error: connection to server failed: FATAL:  role \"root\" does not exist' >&2\nexit 1\n",
+    )
+    with pytest.raises(
+        backup.BackupError, match=r'^pg_dump roundcube failed: pg_dump: error: .*role "root" does not exist$'
+    ):
+        backup.dump_databases(["roundcube"], tmp_path / "database")
