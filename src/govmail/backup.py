@@ -385,7 +385,7 @@ def _same(live: os.DirEntry[str] | None, staged: os.DirEntry[str], *, in_tmp: bo
 def _link_message(source_dir: str, destination: str, entry: os.DirEntry[str]) -> int:
     """Link ``entry`` of ``source_dir`` into ``destination``; 1 if linked (its name or, renamed since, the new one)."""
     name = entry.name
-    if _link_or_copy(entry.path, os.path.join(destination, name), symlink=entry.is_symlink()):
+    if _link_or_copy(entry.path, f"{destination}/{name}", symlink=entry.is_symlink()):
         return 1
     if os.path.basename(source_dir) == "cur":  # renamed since the listing (a flag changed): the same message
         base, _ = message_key(name)
@@ -420,7 +420,7 @@ def stage_mailboxes(vmail_dir: Path | str, target: Path | str) -> int:
     """
     linked = 0
     os.makedirs(target, exist_ok=True)
-    pending = [(os.fspath(vmail_dir), os.fspath(target))]
+    pending = [(os.path.normpath(vmail_dir), os.path.normpath(target))]
     while pending:
         source_dir, destination = pending.pop()
         have = _entries(source_dir)
