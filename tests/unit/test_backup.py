@@ -311,3 +311,21 @@ def test_staging_follows_a_symlink_that_changes_and_a_folder_that_appears(vmail,
     assert os.readlink(mirror / ".dovecot.sieve") == "sieve/other.sieve"
     assert os.path.samefile(mirror / "Maildir/Sent/cur/7.M7.h,S=5:2,S", home / "Maildir/Sent/cur/7.M7.h,S=5:2,S")
     assert (mirror / "Maildir/Sent/new").is_dir()
+
+
+def test_a_message_renamed_or_expunged_between_listing_and_linking_is_staged_under_its_new_name_or_not_at_all(
+    vmail, tmp_path
+):
+    cur = vmail / "quangtri.gov.vn/alice/Maildir/cur"
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (listed,) = [entry for entry in os.scandir(cur) if entry.name == "1.M1.h,S=5:2,S"]
+    (cur / "1.M1.h,S=5:2,S").rename(cur / "1.M1.h,S=5:2,RS")  # a flag changed after the listing
+    assert backup._link_message(str(cur), str(mirror), listed) == 1
+    assert [p.name for p in mirror.iterdir()] == ["1.M1.h,S=5:2,RS"]
+    assert os.path.samefile(mirror / "1.M1.h,S=5:2,RS", cur / "1.M1.h,S=5:2,RS")
+    (gone,) = [entry for entry in os.scandir(cur) if entry.name == "1.M1.h,S=5:2,RS"]
+    (cur / "1.M1.h,S=5:2,RS").unlink()  # expunged after the listing
+    (mirror / "1.M1.h,S=5:2,RS").unlink()
+    assert backup._link_message(str(cur), str(mirror), gone) == 0
+    assert not list(mirror.iterdir())
