@@ -51,6 +51,7 @@ import base64
 import contextlib
 import errno
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -124,15 +125,15 @@ def decode_mutf7(name: str) -> str:
     return "".join(out)
 
 
-def _folders(maildir: Path) -> Iterator[tuple[str, Path]]:
+def _folders(maildir: Path | str) -> Iterator[tuple[str, Path]]:
     """(IMAP folder name, directory) of every folder of an fs-layout Maildir; INBOX is its root."""
-    for current, dirs, _files in os.walk(maildir):
-        path = Path(current)
+    root = os.fspath(maildir)
+    for current, dirs, _files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in MAILDIR_SUBDIRS)
-        if (path / "cur").is_dir():
-            relative = path.relative_to(maildir).as_posix()
-            name = "INBOX" if relative == "." else "/".join(decode_mutf7(part) for part in relative.split("/"))
-            yield name, path
+        if os.path.isdir(os.path.join(current, "cur")):
+            relative = os.path.relpath(current, root)
+            name = "INBOX" if relative == "." else "/".join(decode_mutf7(part) for part in relative.split(os.sep))
+            yield name, Path(current)
 
 
 def _messages(folder: Path) -> Iterator[Path]:
@@ -144,6 +145,24 @@ def _messages(folder: Path) -> Iterator[Path]:
                     yield entry
 
 
+def _message_entries(directory: str) -> list[os.DirEntry[str]]:
+    """The files of a Maildir's ``cur`` or ``new``, sorted by name ([] when it is not there).
+
+    One ``getdents`` listing; whether an entry is a file comes from its ``d_type`` (no stat).
+    """
+    try:
+        with os.scandir(directory) as listing:
+            entries = [entry for entry in listing if entry.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    entries.sort(key=_name)
+    return entries
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
 def message_key(filename: str) -> tuple[str, str]:
     """A Maildir file name as (unique base name, flags): ``"1.M2P3.h,S=9:2,FS"`` -> ``("1.M2P3.h,S=9", "FS")``."""
     base, _, info = filename.partition(":")
@@ -151,25 +170,33 @@ def message_key(filename: str) -> tuple[str, str]:
 
 
 def _digest(values: Iterable[str]) -> str:
-    digest = hashlib.sha256()
-    for value in sorted(values):
-        digest.update(value.encode() + b"\n")
-    return digest.hexdigest()
+    """SHA-256 (hex) of ``values`` sorted, one per line: ``sha256("a\\nb\\n")`` for ``["b", "a"]``."""
+    return hashlib.sha256("".join(f"{value}\n" for value in sorted(values)).encode()).hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
+def _file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes; raises OSError.
+
+    ``os.read`` of 64 KiB at a time: a message of a few KiB is one read (``hashlib.file_digest``
+    zero-fills a 256 KiB buffer per file, which cost 2x the read itself on 100,000 small
+    messages: bench/backup_local.py).
+    """
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        while chunk := os.read(descriptor, 1 << 16):
+            digest.update(chunk)
+    finally:
+        os.close(descriptor)
     return digest.hexdigest()
 
 
 class DigestCache:
     """SHA-256 sums of files kept from the previous backup, reused where restic reuses the file too.
 
-    ``known``: ``{DIRECTORY: {NAME: [inode, size, mtime_ns, ctime_ns, sha256]}}`` as the previous
-    run left it (:attr:`seen` of that run). A file whose path, inode, size, mtime and ctime (ns)
+    ``known``: ``{DIRECTORY: {NAME: "INODE SIZE MTIME_NS CTIME_NS SHA256"}}`` as the previous run
+    left it (:attr:`seen` of that run; one string per file, not a list: a tenth of the objects to
+    parse and build, bench/backup_local.py). A file whose path, inode, size, mtime and ctime (ns)
     are those recorded gets the recorded sum without being read; any other is read. This is the
     very test by which ``restic backup --parent <the previous snapshot>`` decides to reuse a
     file's content from that snapshot instead of reading it (restic's archiver, ``fileChanged``:
@@ -180,26 +207,44 @@ class DigestCache:
     :attr:`hits`/:attr:`reads` count files reused and read.
     """
 
-    def __init__(self, known: Mapping[str, Mapping[str, Sequence[Any]]] | None = None) -> None:
+    def __init__(self, known: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.known = known or {}
-        self.seen: dict[str, dict[str, list[Any]]] = {}
+        self.seen: dict[str, dict[str, str]] = {}
         self.hits = 0
         self.reads = 0
 
-    def sha256(self, path: Path, info: os.stat_result | None = None) -> str:
+    def sha256(self, path: Path | str, info: os.stat_result | None = None) -> str:
         """The SHA-256 (hex) of the file ``path`` (``info``: its stat, when the caller has it); raises OSError."""
-        info = info or path.stat()
-        stamp = [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
-        directory, name = str(path.parent), path.name
-        old = self.known.get(directory, {}).get(name)
-        if old is not None and list(old[:4]) == stamp:
-            digest = old[4]
-            self.hits += 1
-        else:
-            digest = _file_sha256(path)
-            self.reads += 1
-        self.seen.setdefault(directory, {})[name] = [*stamp, digest]
-        return digest
+        directory, name = os.path.split(os.fspath(path))
+        return self._sums(directory, [(name, os.path.join(directory, name), info or os.stat(path))])[0]
+
+    def directory(self, directory: str, entries: Sequence[os.DirEntry[str]]) -> list[str]:
+        """The SHA-256 (hex) of each of ``entries`` (files of ``directory``), in their order; raises OSError.
+
+        One ``stat`` per file (``DirEntry.stat``: the inode, size and times restic compares), a
+        read only for a file not reused; the directory's previous sums are looked up once.
+        """
+        return self._sums(directory, [(entry.name, entry.path, entry.stat()) for entry in entries])
+
+    def _sums(self, directory: str, files: Sequence[tuple[str, str, os.stat_result]]) -> list[str]:
+        if not files:
+            return []
+        known = self.known.get(directory) or {}
+        seen = self.seen.setdefault(directory, {})
+        sums = []
+        for name, path, info in files:
+            stamp = f"{info.st_ino} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} "
+            old = known.get(name)
+            if old is not None and len(old) == len(stamp) + 64 and old.startswith(stamp):
+                digest = old[-64:]
+                self.hits += 1
+            else:
+                digest = _file_sha256(path)
+                old = stamp + digest
+                self.reads += 1
+            seen[name] = old
+            sums.append(digest)
+        return sums
 
 
 def mailbox_manifest(home: Path, digests: DigestCache | None = None) -> dict[str, Any]:
@@ -210,27 +255,25 @@ def mailbox_manifest(home: Path, digests: DigestCache | None = None) -> dict[str
     SHA-256 of its messages' SHA-256 sums (sorted, one per line); the mailbox's of all of them;
     so a digest depends on the messages' bytes only, not on flags or on-disk names. ``digests``:
     the sums of the previous backup (:class:`DigestCache`); None reads every message.
+    Paths are handled as strings (a ``Path`` per message cost more than its stat: bench/backup_local.py).
     """
     folders: dict[str, Any] = {}
+    every: list[str] = []
     for name, path in _folders(home / "Maildir"):
         files = {}
         for sub in ("cur", "new"):
-            try:
-                with os.scandir(path / sub) as listing:  # d_type from readdir: one stat per message, for its digest
-                    entries = sorted((e for e in listing if e.is_file()), key=lambda e: e.name)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for entry in entries:
+            directory = os.path.join(path, sub)
+            entries = _message_entries(directory)
+            if digests is not None:
+                sums = digests.directory(directory, entries)
+            else:
+                sums = [_file_sha256(entry.path) for entry in entries]
+            for entry, digest in zip(entries, sums, strict=True):
                 base, flags = message_key(entry.name)
-                message = Path(entry.path)
-                digest = digests.sha256(message, entry.stat()) if digests else _file_sha256(message)
                 files[base] = {"sha256": digest, "flags": flags}
-        folders[name] = {
-            "messages": len(files),
-            "digest": _digest(item["sha256"] for item in files.values()),
-            "files": files,
-        }
-    every = [item["sha256"] for folder in folders.values() for item in folder["files"].values()]
+        sums = [item["sha256"] for item in files.values()]
+        every += sums
+        folders[name] = {"messages": len(files), "digest": _digest(sums), "files": files}
     return {"messages": len(every), "digest": _digest(every), "folders": folders}
 
 
@@ -301,19 +344,19 @@ def build_manifest(
 # --- staging ---------------------------------------------------------------------------------
 
 
-def _link_or_copy(source: Path, target: Path) -> bool:
-    """Hard-link ``source`` to ``target`` (copy what is not a regular file); False if it vanished."""
+def _link_or_copy(source: str, target: str, *, symlink: bool) -> bool:
+    """Hard-link ``source`` to ``target`` (``symlink``: recreate the link instead); False if it vanished."""
     try:
-        if source.is_symlink():
-            target.symlink_to(os.readlink(source))
+        if symlink:
+            os.symlink(os.readlink(source), target)
         else:
-            os.link(source, target)
+            os.link(source, target, follow_symlinks=False)
     except FileNotFoundError:
         return False
     return True
 
 
-def _entries(directory: Path) -> dict[str, os.DirEntry[str]]:
+def _entries(directory: str) -> dict[str, os.DirEntry[str]]:
     try:
         with os.scandir(directory) as listing:
             return {entry.name: entry for entry in listing}
@@ -342,23 +385,26 @@ def _same(live: os.DirEntry[str] | None, staged: os.DirEntry[str], *, in_tmp: bo
     return staged.inode() == live.inode()
 
 
-def _link_message(source_dir: Path, destination: Path, name: str) -> int:
-    """Link ``source_dir/name`` into ``destination``; 1 if linked (under its name or, renamed since, its new one)."""
-    if _link_or_copy(source_dir / name, destination / name):
+def _link_message(source_dir: str, destination: str, entry: os.DirEntry[str]) -> int:
+    """Link ``entry`` of ``source_dir`` into ``destination``; 1 if linked (its name or, renamed since, the new one)."""
+    name = entry.name
+    if _link_or_copy(entry.path, f"{destination}/{name}", symlink=entry.is_symlink()):
         return 1
-    if source_dir.name == "cur":  # renamed since the listing (a flag changed): the same message
+    if os.path.basename(source_dir) == "cur":  # renamed since the listing (a flag changed): the same message
         base, _ = message_key(name)
-        renamed = [p for p in source_dir.glob(f"{base}:*") if p.name != name]
+        renamed = [p for p in Path(source_dir).glob(f"{glob.escape(base)}:*") if p.name != name]
         if (
             renamed
-            and not (destination / renamed[0].name).exists()
-            and _link_or_copy(renamed[0], destination / renamed[0].name)
+            and not os.path.lexists(os.path.join(destination, renamed[0].name))
+            and _link_or_copy(
+                str(renamed[0]), os.path.join(destination, renamed[0].name), symlink=renamed[0].is_symlink()
+            )
         ):
             return 1
     return 0
 
 
-def stage_mailboxes(vmail_dir: Path, target: Path) -> int:
+def stage_mailboxes(vmail_dir: Path | str, target: Path | str) -> int:
     """Make ``target`` a mirror of every mailbox home under ``vmail_dir`` by hard links; returns the files linked.
 
     The mirror stays between runs and only what changed is touched: a name the mailbox no longer
@@ -366,37 +412,51 @@ def stage_mailboxes(vmail_dir: Path, target: Path) -> int:
     by rename) is linked; the rest keeps its inode, its link count and so its ctime, which is what
     lets restic (without ``--ignore-ctime``) and :class:`DigestCache` skip an unchanged message
     instead of reading it again (a tree rebuilt each run gave every file a new ctime and every
-    directory a new tree blob in restic). The directory entries' inode numbers come from readdir
-    (``os.scandir``): no stat per unchanged message. A message renamed while it is linked (a flag
-    changed) is found again under its new name; one expunged meanwhile is left out. Dovecot's
-    index files (``SKIPPED_PREFIXES``), its full-text index (``SKIPPED_DIRS``: Dovecot rebuilds
-    both) and deliveries in progress (``tmp``) are left out. Both trees must be on one
-    filesystem (``staging_dir`` lives under ``/var``, like the Maildirs).
+    directory a new tree blob in restic). The directory entries' kinds and inode numbers come
+    from readdir (``os.scandir``'s ``d_type`` and ``d_ino``): no stat per message, neither for an
+    unchanged one nor for a new one (one ``link`` each). A message renamed while it is linked (a
+    flag changed) is found again under its new name; one expunged meanwhile is left out.
+    Dovecot's index files (``SKIPPED_PREFIXES``), its full-text index (``SKIPPED_DIRS``: Dovecot
+    rebuilds both) and deliveries in progress (``tmp``) are left out. Both trees must be on one
+    filesystem (``staging_dir`` lives under ``/var``, like the Maildirs). Paths are strings
+    throughout (a ``Path`` per message cost as much as its ``link``: bench/backup_local.py).
     """
     linked = 0
-    target.mkdir(parents=True, exist_ok=True)
-    pending = [(vmail_dir, target)]
+    os.makedirs(target, exist_ok=True)
+    pending = [(os.path.normpath(vmail_dir), os.path.normpath(target))]
     while pending:
         source_dir, destination = pending.pop()
         have = _entries(source_dir)
         staged = _entries(destination)
+        in_tmp = os.path.basename(source_dir) == "tmp"
         for name, entry in list(staged.items()):
-            if not _same(have.get(name), entry, in_tmp=source_dir.name == "tmp"):
+            live = have.get(name)
+            if (  # the common case first: an unchanged message, a file on the same inode
+                live is not None
+                and not in_tmp
+                and entry.is_file(follow_symlinks=False)
+                and live.is_file(follow_symlinks=False)
+                and entry.inode() == live.inode()
+                and not _skipped(name)
+            ):
+                continue
+            if not _same(live, entry, in_tmp=in_tmp):
                 _remove(entry)
                 del staged[name]
         for name, entry in have.items():
-            if _skipped(name) or name in staged:
+            if name in staged or _skipped(name):
                 continue
             if entry.is_dir(follow_symlinks=False):
-                (destination / name).mkdir()
-            elif source_dir.name != "tmp":  # deliveries in progress are not messages yet
-                linked += _link_message(source_dir, destination, name)
+                os.mkdir(os.path.join(destination, name))
+                pending.append((entry.path, os.path.join(destination, name)))
+            elif not in_tmp:  # deliveries in progress are not messages yet
+                linked += _link_message(source_dir, destination, entry)
         pending += [
-            (Path(entry.path), destination / name)
+            (entry.path, os.path.join(destination, name))
             for name, entry in have.items()
-            if entry.is_dir(follow_symlinks=False) and not _skipped(name)
+            if name in staged and entry.is_dir(follow_symlinks=False) and not _skipped(name)
         ]
-        info, mine = source_dir.stat(), destination.stat()
+        info, mine = os.stat(source_dir), os.stat(destination)
         if (info.st_mode, info.st_mtime_ns) != (mine.st_mode, mine.st_mtime_ns):
             shutil.copystat(source_dir, destination)
     return linked
@@ -543,24 +603,42 @@ def _progress(line: str, last: list[float], expected: int) -> None:
 DIGEST_CACHE = f"{CACHE_DIR}/manifest-digests.json"
 
 
-def _load_digests(config: Config) -> tuple[str | None, DigestCache]:
-    """The previous snapshot's id and its digest cache, when the last run left one for this repository."""
+def _load_digests(config: Config | Mapping[str, Any]) -> tuple[str | None, DigestCache]:
+    """The previous snapshot's id and its digest cache, when the last run left one for this repository.
+
+    The cache file: ``{"version": 2, "repository": R, "snapshot": ID, "files": DigestCache.known}``.
+    A cache of version 1 (before 2026-11-30: ``[inode, size, mtime_ns, ctime_ns, sha256]`` per
+    file) is read too, so the first run after an upgrade reads no message again.
+    """
     try:
-        data = json.loads(Path(DIGEST_CACHE).read_text(encoding="utf-8"))
+        data = json.loads(Path(DIGEST_CACHE).read_bytes())
     except (OSError, ValueError):
         return None, DigestCache()
     if not isinstance(data, dict) or data.get("repository") != config["repository"] or not data.get("snapshot"):
         return None, DigestCache()
-    return str(data["snapshot"]), DigestCache(data.get("files") or {})
+    files = data.get("files") or {}
+    if data.get("version") != 2:
+        try:
+            files = {directory: {name: " ".join(str(value) for value in row[:5]) for name, row in names.items()}
+                     for directory, names in files.items()}  # fmt: skip
+        except (AttributeError, TypeError):
+            return None, DigestCache()
+    return str(data["snapshot"]), DigestCache(files)
 
 
-def _save_digests(config: Config, snapshot: str, digests: DigestCache) -> None:
+def _save_digests(config: Config | Mapping[str, Any], snapshot: str, digests: DigestCache) -> None:
+    """Write :attr:`DigestCache.seen` for the next run (:func:`_load_digests`), readable by root only.
+
+    ``json.dumps`` then one write: ``json.dump`` to a stream runs the pure-Python encoder, 3.6x
+    slower on the 17 MB of 100,000 messages (bench/backup_local.py).
+    """
     Path(CACHE_DIR).mkdir(parents=True, mode=0o700, exist_ok=True)
     temporary = Path(f"{DIGEST_CACHE}.new")
+    text = json.dumps({"version": 2, "repository": config["repository"], "snapshot": snapshot, "files": digests.seen},
+                      separators=(",", ":"))  # fmt: skip
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-        json.dump({"repository": config["repository"], "snapshot": snapshot, "files": digests.seen}, stream,
-                  separators=(",", ":"))  # fmt: skip
+        stream.write(text)
     os.replace(temporary, DIGEST_CACHE)
 
 
