@@ -173,8 +173,10 @@ def test_govmail_unban_lifts_the_ban_and_the_address_logs_in_again(banned_by_ima
     inventory = Path(ephemeral) / "inventory" if ephemeral else PROJECT_DIR / "inventories" / "lab"
     document = ok_json(govmail("unban", banned_by_imap.address, "--inventory", str(inventory), "--json"))
     assert document["address"] == banned_by_imap.address
-    [entry] = document["unbanned"]  # the stack's one mx and mailstore host
-    assert JAILS["dovecot"] in entry["jails"]
+    # every host that runs fail2ban is asked (the mail host; a webmail host too, with nothing to lift)
+    lifted = {entry["host"]: entry["jails"] for entry in document["unbanned"]}
+    banning = [jails for jails in lifted.values() if jails]
+    assert len(banning) == 1 and JAILS["dovecot"] in banning[0], lifted
     assert banned_in(mail_host, banned_by_imap.address) == []
     assert banned_by_imap("imaps", alice["address"], alice["password"]) == ["ok"]
     assert banned_by_imap("connect", port=LOGIN_PORTS["imap"]) == ["ok"]
