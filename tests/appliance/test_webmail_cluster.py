@@ -23,7 +23,7 @@ import uuid
 import pytest
 import yaml
 from conftest import MAIL_CONTAINER, PROJECT_DIR, SECRETS_DIR
-from test_webmail_browser import Person, browser, browser_home, webmail_url  # noqa: F401 (fixtures)
+from test_webmail_browser import Person, browser, browser_home, person, webmail_url  # noqa: F401 (fixtures)
 
 from govmail import contract
 
@@ -122,17 +122,9 @@ def web2_url(hostname):
 
 
 @pytest.fixture
-def tab(browser, webmail_url, request):  # noqa: F811 (test_webmail_browser's fixtures)
+def tab(person):  # noqa: F811 (test_webmail_browser's fixture, under this module's name)
     """``tab(account)``: a person's browser (their own cookies), starting on the first webmail host."""
-    opened: list[Person] = []
-
-    def open_for(account: dict) -> Person:
-        opened.append(Person(browser, webmail_url, account, request.node.name))
-        return opened[-1]
-
-    yield open_for
-    for one in opened:
-        one.close()
+    return person
 
 
 @pytest.fixture(scope="module")
