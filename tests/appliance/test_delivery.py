@@ -89,6 +89,13 @@ def test_a_burst_to_one_agency_mailbox_is_delivered_at_once_not_deferred(mail_ho
         listing = mail_host.run(f"find /var/vmail/{domain}/{local}/Maildir/new -type f 2>/dev/null | wc -l")
         return int(listing.stdout.strip() or 0) >= 200
 
-    clients.wait_for(delivered, timeout=120, what="200 messages in the agency's Maildir")
-    log = mail_host.run(f"journalctl --since @{since} -o cat --no-pager | grep -c 'Too many concurrent' || true")
+    try:
+        clients.wait_for(delivered, timeout=120, what="200 messages in the agency's Maildir")
+    except AssertionError as late:
+        # say why: Postfix's reasons for what it deferred, Dovecot's errors meanwhile
+        why = mail_host.run(
+            f"journalctl --since @{since} -o cat | grep -E 'status=deferred|lmtp.*(Error|Warning)' | tail -n8"
+        )
+        raise AssertionError(f"{late}; the mail host's log: {why.stdout.strip() or 'nothing deferred'}") from None
+    log = mail_host.run(f"journalctl --since @{since} -o cat | grep -c 'Too many concurrent' || true")
     assert log.stdout.strip() == "0"

@@ -205,3 +205,27 @@ def test_the_webmail_search_box_finds_bao_cao(person, searcher, session):  # noq
         webmail_search(me, "bao cao", shown=report, hidden=[notice, meeting])
     with me.step("search-cua-tung"):
         webmail_search(me, "cua tung", shown=meeting, hidden=[report, notice])
+
+
+def test_mail_filed_over_imap_is_found_without_diacritics_and_its_folder_renamed_at_once(session, searcher):
+    """A client files a message into a new folder (APPEND), renames the folder at once and
+    searches it: mail saved over IMAP is indexed by that search (roles/dovecot
+    ``dovecot_fts_autoindex_imap``: not by the background indexer, whose writes the RENAME used
+    to pull away), and the search still folds "bao cao" and "dang" (header and body)."""
+    folder = f"Luu tru {uuid.uuid4().hex[:6]}"
+    filed = message(searcher["account"]["address"], "Báo cáo lưu trữ", "Người ký: bà Đặng Thị Hạnh.\n")
+    try:
+        assert session.create(f'"{folder}"')[0] == "OK"
+        typ, data = session.append(f'"{folder}"', None, None, filed.as_bytes())
+        assert typ == "OK", data
+        typ, data = session.rename(f'"{folder}"', f'"{folder} cu"')
+        assert typ == "OK", data
+        typ, data = session.select(f'"{folder} cu"')
+        assert typ == "OK" and data[0] == b"1", data
+        for key, words in (("SUBJECT", "bao cao"), ("BODY", "dang")):
+            session.literal = words.encode("utf-8")
+            typ, data = session.uid("SEARCH", "CHARSET", "UTF-8", key)
+            assert typ == "OK" and len(data[0].split()) == 1, (key, words, data)
+    finally:
+        session.select("INBOX")
+        session.delete(f'"{folder} cu"')
