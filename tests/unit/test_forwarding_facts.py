@@ -16,6 +16,7 @@ OVERRIDES = """\
 ---
 govmail_forward_allowed_suffixes: [.gov.vn, .chinhphu.vn]
 govmail_forward_port: 12027
+govmail_forward_milter_name: SIEVE-OUT
 """
 
 
@@ -67,3 +68,18 @@ def test_only_the_null_sender_may_answer_outside_government(site_with):  # noqa:
         "reject_unlisted_recipient",
         "check_recipient_access regexp:/etc/postfix/forward_recipients",
     ]
+
+
+def test_what_the_listener_sends_goes_through_the_filter_under_the_name_the_filter_only_signs(site_with):  # noqa: F811
+    site = site_with(OVERRIDES)
+    master_cf = RoleView(site, "postfix").render("etc/postfix/master.cf.j2")
+    settings = RoleView(site, "filter").render("etc/rspamd/local.d/settings.conf.j2")
+    listener = re.search(r"^127\.0\.0\.1:12027 inet .*\n((?:  -o .*\n)+)", master_cf, flags=re.M)
+    assert listener, "no forwarding listener in master.cf"
+    options = listener.group(1).split()
+    # the milter of main.cf (smtpd_milters) is not emptied here: a stopped filter defers (4xx)
+    assert not any(option.startswith("smtpd_milters=") for option in options)
+    assert "milter_macro_daemon_name=SIEVE-OUT" in options
+    # Rspamd's milter passes {daemon_name} as MTA-Name; for that name only DKIM signing runs
+    assert '"MTA-Name" = "^SIEVE-OUT$";' in settings
+    assert 'symbols_enabled = ["DKIM_SIGNED"];' in settings
