@@ -1100,10 +1100,17 @@ def restore_files(config: Config, archive: str) -> dict[str, Any]:
     return {"data_files": copied, "logs": str(logs), "logs_changed": False}
 
 
+#: Roundcube's transient tables (sessions and IMAP caches; Roundcube 1.6 SQL/*.initial.sql): its
+#: garbage collection (roundcube-gc.timer, every 30 minutes) empties them on its own, so a restore
+#: does not count them when it asks whether the database already holds the archived content.
+TRANSIENT_TABLES = ("session", "cache", "cache_shared", "cache_index", "cache_thread", "cache_messages")
+
+
 def _sqlite_dump(path: Path | str) -> str:
-    """The SQL text of a SQLite database (``Connection.iterdump``): equal texts, equal content."""
+    """The SQL text of a SQLite database (``Connection.iterdump``) without the transient tables' rows."""
+    transient = tuple(f'INSERT INTO "{table}" ' for table in TRANSIENT_TABLES)
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
-        return "\n".join(connection.iterdump())
+        return "\n".join(line for line in connection.iterdump() if not line.startswith(transient))
 
 
 def restore_sqlite(archived: Path, live: Path) -> bool:
@@ -1113,7 +1120,8 @@ def restore_sqlite(archived: Path, live: Path) -> bool:
     replaces every page of the live one under SQLite's locks), so the live file keeps the owner
     and mode dbconfig-common gave it (www-data, 0660) and a running Roundcube sees either the old
     or the restored database, never a mix. When both already hold the same SQL (``iterdump``),
-    nothing is written: restoring the same archive twice changes nothing. Raises
+    nothing is written (the transient tables aside, :data:`TRANSIENT_TABLES`): restoring the
+    same archive twice changes nothing. Raises
     :class:`BackupError` when ``live`` is missing (the webmail role was not converged) or SQLite fails.
     """
     if not live.is_file():
@@ -1130,8 +1138,18 @@ def restore_sqlite(archived: Path, live: Path) -> bool:
 
 
 def _plain_sql(text: str) -> str:
-    # pg_dump 17.6+ writes a random \restrict key into every plain dump (CVE-2025-8714): not content
-    return "\n".join(line for line in text.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
+    """A plain dump's SQL that describes content: without the transient tables' rows (``COPY``
+    blocks) and the random ``\\restrict`` key pg_dump 17.6+ writes into every plain dump (CVE-2025-8714)."""
+    transient = tuple(f"COPY public.{name} " for table in TRANSIENT_TABLES for name in (table, f'"{table}"'))
+    kept, skipping = [], False
+    for line in text.splitlines():
+        if skipping:
+            skipping = line != "\\."
+        elif line.startswith(transient):
+            skipping = True
+        elif not line.startswith(("\\restrict", "\\unrestrict")):
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def restore_postgresql(dump: Path, name: str) -> bool:
@@ -1141,8 +1159,8 @@ def restore_postgresql(dump: Path, name: str) -> bool:
     in one transaction (a failed restore leaves the database as it was). The database and its
     owner exist already (the webmail role created them); the dump's objects are dropped and
     recreated with their owner and rows. When ``pg_dump`` of the live database already gives the
-    same SQL as the dump (``pg_restore --file=-``), nothing is done: restoring the same archive
-    twice changes nothing. Raises :class:`BackupError` with pg_restore's last words.
+    same SQL as the dump (``pg_restore --file=-``; :data:`TRANSIENT_TABLES` aside), nothing is
+    done: restoring the same archive twice changes nothing. Raises :class:`BackupError` with pg_restore's last words.
     """
     wanted = subprocess.run(["pg_restore", "--file=-", str(dump)], capture_output=True, text=True, check=False)
     current = subprocess.run(["pg_dump", "--username=postgres", "--no-password", "--format=plain", name],

@@ -447,3 +447,26 @@ def test_pg_dump_s_random_restrict_key_is_not_a_difference():
     two = "\\restrict XyZ\nCREATE TABLE users ();\n\\unrestrict XyZ\n"
     assert backup._plain_sql(one) == backup._plain_sql(two) == "CREATE TABLE users ();"
     assert backup._plain_sql(one) != backup._plain_sql(one.replace("users", "contacts"))
+
+
+def test_roundcube_s_sessions_and_caches_are_not_a_difference_its_own_garbage_collection_would_make():
+    users = "COPY public.users (user_id) FROM stdin;\n1\n\\.\n"
+    dump = "CREATE TABLE users ();\nCOPY public.session (sess_id, vars) FROM stdin;\nabc\tx\n\\.\n\n" + users
+    collected = "CREATE TABLE users ();\nCOPY public.session (sess_id, vars) FROM stdin;\n\\.\n\n" + users
+    assert backup._plain_sql(dump) == backup._plain_sql(collected)
+    assert "1" in backup._plain_sql(dump).splitlines()  # a persistent table's rows count
+    assert backup._plain_sql(dump) != backup._plain_sql(collected.replace("\n1\n", "\n2\n"))
+
+
+def test_a_sqlite_restore_does_not_count_sessions_the_garbage_collection_removed(roundcube_db, tmp_path):
+    with contextlib.closing(sqlite3.connect(roundcube_db)) as connection, connection:
+        connection.execute("CREATE TABLE session (sess_id varchar(128) PRIMARY KEY, vars text)")
+        connection.execute("INSERT INTO session VALUES ('old', 'x')")
+    archived = backup.stage_sqlite({"roundcube": str(roundcube_db)}, tmp_path / "database")[0]
+    with contextlib.closing(sqlite3.connect(roundcube_db)) as connection, connection:
+        connection.execute("DELETE FROM session")  # roundcube-gc.timer
+    assert backup.restore_sqlite(archived, roundcube_db) is False
+    with contextlib.closing(sqlite3.connect(roundcube_db)) as connection, connection:
+        connection.execute("DELETE FROM contacts")
+    assert backup.restore_sqlite(archived, roundcube_db) is True
+    assert rows(roundcube_db, "SELECT sess_id FROM session") == [("old",)]
