@@ -18,7 +18,10 @@ One run (``run``):
    ``directory/data.ldif`` (the suffix) and ``directory/config.ldif`` (cn=config), removed with
    the manifest after the run. On the host that runs the webmail's shared PostgreSQL database
    (config ``postgresql_databases``), each database is dumped too: ``database/<name>.pgdump``
-   (:func:`dump_databases`; restored by hand with ``pg_restore``, see roles/backup/README.md).
+   (:func:`dump_databases`); on the single webmail host, Roundcube's SQLite database (config
+   ``sqlite_databases``) is copied with SQLite's online backup while Roundcube runs:
+   ``database/<name>.sqlite3`` (:func:`stage_sqlite`). ``restore --all`` and ``restore
+   --databases`` put both back (:func:`restore_databases`).
 2. **manifest**: ``<staging_dir>/manifest.json`` is computed from the staged files, so it
    describes exactly what the archive holds even while mail keeps arriving (see
    :func:`build_manifest` for its shape); a message restic will not read again (same path,
@@ -38,7 +41,8 @@ Configuration: ``/etc/govmail/backup.json`` (written by the role), keys ``host``
 ``repository`` (``rest:https://...``), ``username``, ``password_file``,
 ``repository_password_file``, ``ca_certificate``, ``vmail_dir``, ``mailbox_layout``, ``base_dn``,
 ``staging_dir``, ``paths`` (list), ``operators`` (address told of a failure), optional
-``postgresql_databases`` (list of names dumped with pg_dump).
+``postgresql_databases`` (list of names dumped with pg_dump), optional ``sqlite_databases``
+(``{name: path of the live SQLite file}``).
 
 Errors are :class:`BackupError`; ``main`` prints them as one line and exits 2 (1 for a backup that
 ran and failed), so systemd marks the unit failed and ``OnFailure=`` mails the operators.
@@ -57,6 +61,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -694,6 +699,33 @@ def dump_databases(names: Sequence[str], directory: Path) -> list[Path]:
     return written
 
 
+def stage_sqlite(databases: Mapping[str, str], directory: Path) -> list[Path]:
+    """A consistent copy of each SQLite database into ``directory/<name>.sqlite3``; the files written.
+
+    ``databases``: ``{name: path of the live file}`` (config ``sqlite_databases``: Roundcube's
+    database on the single webmail host, the file dbconfig-common created). The copy is SQLite's
+    online backup (``sqlite3.Connection.backup``, Python docs; sqlite.org/backup.html): it reads the
+    live file under SQLite's own locks while Roundcube goes on writing, so the copy is one
+    committed state, never a torn file. The live file is opened read-only. A missing or unreadable
+    database raises :class:`BackupError` naming it.
+    """
+    directory.mkdir(mode=0o700, exist_ok=True)
+    written = []
+    for name, live in databases.items():
+        target = directory / f"{name}.sqlite3"
+        if not Path(live).is_file():
+            raise BackupError(f"the SQLite database {name} is not at {live}: converge the webmail role first")
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{live}?mode=ro", uri=True)) as source, \
+                    contextlib.closing(sqlite3.connect(target)) as copy:  # fmt: skip
+                source.backup(copy)
+        except sqlite3.Error as exc:
+            target.unlink(missing_ok=True)
+            raise BackupError(f"SQLite backup of {name} ({live}) failed: {exc}") from None
+        written.append(target)
+    return written
+
+
 def _phase(name: str, started: float, detail: str = "") -> float:
     now = time.monotonic()
     print(f"govmail-backup: {name} took {now - started:.2f} s{detail}", file=sys.stderr, flush=True)
@@ -728,6 +760,9 @@ def run(config: Config) -> dict[str, Any]:
         if config.data.get("postgresql_databases"):
             dump_databases(config.data["postgresql_databases"], staging / "database")
             started = _phase("database export", started)
+        if config.data.get("sqlite_databases"):
+            stage_sqlite(config.data["sqlite_databases"], staging / "database")
+            started = _phase("database copy", started)
         parent, digests = _load_digests(config)
         manifest = build_manifest(staging, host=config["host"], digests=digests)
         (staging / MANIFEST).write_text(
@@ -1065,6 +1100,113 @@ def restore_files(config: Config, archive: str) -> dict[str, Any]:
     return {"data_files": copied, "logs": str(logs), "logs_changed": False}
 
 
+#: Roundcube's transient tables (sessions and IMAP caches; Roundcube 1.6 SQL/*.initial.sql): its
+#: garbage collection (roundcube-gc.timer, every 30 minutes) empties them on its own, so a restore
+#: does not count them when it asks whether the database already holds the archived content.
+TRANSIENT_TABLES = ("session", "cache", "cache_shared", "cache_index", "cache_thread", "cache_messages")
+
+
+def _sqlite_dump(path: Path | str) -> str:
+    """The SQL text of a SQLite database (``Connection.iterdump``) without the transient tables' rows."""
+    transient = tuple(f'INSERT INTO "{table}" ' for table in TRANSIENT_TABLES)
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        return "\n".join(line for line in connection.iterdump() if not line.startswith(transient))
+
+
+def restore_sqlite(archived: Path, live: Path) -> bool:
+    """Put the archived SQLite database ``archived`` into the live file ``live``; whether it changed.
+
+    The copy goes *into* the existing file with SQLite's online backup (the archived database
+    replaces every page of the live one under SQLite's locks), so the live file keeps the owner
+    and mode dbconfig-common gave it (www-data, 0660) and a running Roundcube sees either the old
+    or the restored database, never a mix. When both already hold the same SQL (``iterdump``),
+    nothing is written (the transient tables aside, :data:`TRANSIENT_TABLES`): restoring the
+    same archive twice changes nothing. Raises
+    :class:`BackupError` when ``live`` is missing (the webmail role was not converged) or SQLite fails.
+    """
+    if not live.is_file():
+        raise BackupError(f"the SQLite database {live} is missing: converge the webmail role before the restore")
+    try:
+        if _sqlite_dump(archived) == _sqlite_dump(live):
+            return False
+        with contextlib.closing(sqlite3.connect(f"file:{archived}?mode=ro", uri=True)) as source, \
+                contextlib.closing(sqlite3.connect(live)) as target:  # fmt: skip
+            source.backup(target)
+    except sqlite3.Error as exc:
+        raise BackupError(f"restoring the SQLite database {live} failed: {exc}") from None
+    return True
+
+
+def _plain_sql(text: str) -> str:
+    """A plain dump's SQL that describes content: without the transient tables' rows (``COPY``
+    blocks) and the random ``\\restrict`` key pg_dump 17.6+ writes into every plain dump (CVE-2025-8714)."""
+    transient = tuple(f"COPY public.{name} " for table in TRANSIENT_TABLES for name in (table, f'"{table}"'))
+    kept, skipping = [], False
+    for line in text.splitlines():
+        if skipping:
+            skipping = line != "\\."
+        elif line.startswith(transient):
+            skipping = True
+        elif not line.startswith(("\\restrict", "\\unrestrict")):
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def restore_postgresql(dump: Path, name: str) -> bool:
+    """``pg_restore --clean --if-exists`` of the custom-format ``dump`` into database ``name``; whether it changed.
+
+    As the ``postgres`` role over the local socket (root maps to it, roles/webmail pg_ident.conf),
+    in one transaction (a failed restore leaves the database as it was). The database and its
+    owner exist already (the webmail role created them); the dump's objects are dropped and
+    recreated with their owner and rows. When ``pg_dump`` of the live database already gives the
+    same SQL as the dump (``pg_restore --file=-``; :data:`TRANSIENT_TABLES` aside), nothing is
+    done: restoring the same archive twice changes nothing. Raises :class:`BackupError` with pg_restore's last words.
+    """
+    wanted = subprocess.run(["pg_restore", "--file=-", str(dump)], capture_output=True, text=True, check=False)
+    current = subprocess.run(["pg_dump", "--username=postgres", "--no-password", "--format=plain", name],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    if wanted.returncode == 0 and current.returncode == 0 and _plain_sql(wanted.stdout) == _plain_sql(current.stdout):
+        return False
+    completed = subprocess.run(
+        ["pg_restore", "--username=postgres", "--no-password", "--clean", "--if-exists", "--single-transaction",
+         f"--dbname={name}", str(dump)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if completed.returncode != 0:
+        raise BackupError(f"pg_restore into {name} failed: {completed.stderr.strip()[-200:]}")
+    return True
+
+
+def restore_databases(config: Config, archive: str) -> dict[str, Any]:
+    """Put this host's webmail databases back from ``archive`` (``restore --all`` and ``--databases``).
+
+    The databases are those this host's configuration names (``sqlite_databases``,
+    ``postgresql_databases``: the host that ran them when the archive was made runs them now).
+    Returns ``{"archive": NAME, "databases": [{"name": N, "type": "sqlite3"|"pgsql",
+    "archived": bool, "changed": bool}]}``; ``archived`` is false for an archive made before
+    the database was backed up (nothing is touched then). Raises :class:`BackupError`.
+    """
+    name = _resolve(config, archive)
+    sqlite = dict(config.data.get("sqlite_databases") or {})
+    postgresql = list(config.data.get("postgresql_databases") or [])
+    results: list[dict[str, Any]] = []
+    if not sqlite and not postgresql:
+        return {"archive": name, "databases": results}
+    work = Path(config["staging_dir"]).parent
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="govmail-restore-db-", dir=work) as temp:
+        staged = fetch(config, name, Path(temp), ["database"]) / "database"
+        for database, live in sqlite.items():
+            archived = staged / f"{database}.sqlite3"
+            changed = archived.is_file() and restore_sqlite(archived, Path(live))
+            results.append({"name": database, "type": "sqlite3", "archived": archived.is_file(), "changed": changed})
+        for database in postgresql:
+            archived = staged / f"{database}.pgdump"
+            changed = archived.is_file() and restore_postgresql(archived, database)
+            results.append({"name": database, "type": "pgsql", "archived": archived.is_file(), "changed": changed})
+    return {"archive": name, "databases": results}
+
+
 def _database_directory(config_ldif: str, base_dn: str) -> str:
     """``olcDbDirectory`` of the database whose ``olcSuffix`` is ``base_dn``, from a cn=config export."""
     for entry in ldif_entries(config_ldif):
@@ -1272,6 +1414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     target.add_argument("--all", action="store_true")
     target.add_argument("--mailbox", action="append")
     target.add_argument("--directory", action="store_true")
+    target.add_argument("--databases", action="store_true", help="the webmail's database(s) alone")
     restore_parser.add_argument("--into-folder", action="store_true")
     restore_parser.add_argument("--json", action="store_true")
     verify_parser = commands.add_parser("verify", help="compare an archive's manifest with its files or this host")
@@ -1293,11 +1436,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"told {notify_failure(config)}")
         elif args.command == "restore" and args.directory:
             _print(restore_directory(config, args.archive), True)
+        elif args.command == "restore" and args.databases:
+            _print(restore_databases(config, args.archive), True)
         elif args.command == "restore" and args.all:
             directory = restore_directory(config, args.archive)
             mail = restore(config, directory["archive"], None)
             files = restore_files(config, directory["archive"])
-            _print({**mail, "directory": directory["directory"], "files": files}, True)
+            databases = restore_databases(config, directory["archive"])["databases"]
+            _print({**mail, "directory": directory["directory"], "files": files, "databases": databases}, True)
         elif args.command == "restore":
             _print(
                 restore(config, args.archive, None if args.all else args.mailbox, into_folder=args.into_folder), True

@@ -261,3 +261,5 @@ def test_restoring_everything_from_the_latest_archive_over_the_same_data_changes
     assert result["directory"]["changed"] is False
     assert len(result["mailboxes"]) == written["mailboxes"]
     assert [m["restored"] for m in result["mailboxes"]] == [0] * written["mailboxes"]
+    # the webmail's own database too (the directory host runs it in the lab and the scenarios)
+    assert [(d["archived"], d["changed"]) for d in result["databases"]] == [(True, False)]

@@ -32,6 +32,7 @@ import pytest
 from clients import wait_for
 from conftest import MAIL_CONTAINER, OFFSET, PROJECT_DIR, SECRETS_DIR, _govmail_command, make_message, ok_json
 from test_backup import OUTSIDER, open_imaps, snapshot_of
+from test_webmail_database_backup import in_container, rows_of, webmail_database, write_contact_and_identity
 
 PREFIX = MAIL_CONTAINER.removesuffix("-mail1") + "-drill"
 SUBNET = os.environ.get("GOVMAIL_DRILL_SUBNET", "172.29.51.0/24")
@@ -85,11 +86,19 @@ def drill(govmail, cli_env, tmp_path_factory, address, hostname, port, tls, alic
     started = on_mail_host("systemctl start govmail-usage-rollup.service")
     assert started.returncode == 0, started.stderr
     usage = usage_files(MAIL_CONTAINER)
+    # a personal contact and a signature in the webmail's own database (on the mail host, which runs it)
+    database = webmail_database(MAIL_CONTAINER)
+    webmail = database and {
+        "database": database,
+        "tag": tag,
+        **write_contact_and_identity(MAIL_CONTAINER, database, f"drill-{tag}@example.org", tag),
+    }
     archive = ok_json(govmail("backup", "run", "--json"))["archive"]
     reports = tmp_path_factory.mktemp("drill")
     result = subprocess.run(drill_command(reports, "--archive", archive, "--keep"), capture_output=True, text=True,
                             check=False, timeout=3600, cwd=PROJECT_DIR, env=cli_env)  # fmt: skip
     yield {"archive": archive, "code": result.returncode, "stderr": result.stderr, "before": before, "usage": usage,
+           "webmail": webmail,
            "reports": reports, "report": json.loads(result.stdout) if result.stdout.strip() else {}}  # fmt: skip
     subprocess.run(drill_command(reports, "--remove"), capture_output=True, check=False, timeout=600,
                    cwd=PROJECT_DIR, env=cli_env)  # fmt: skip
@@ -246,6 +255,22 @@ def test_the_usage_roll_ups_come_back_in_place_and_the_old_logs_beside_the_new(d
     journals = subprocess.run(["docker", "exec", restored_host, "find", logs, "-name", "*.journal"],
                               capture_output=True, text=True, check=False)  # fmt: skip
     assert journals.returncode == 0 and journals.stdout.strip(), f"no journal of the old host in {logs}"
+
+
+def test_the_webmail_s_personal_contact_and_signature_are_archived_and_come_back(drill):
+    webmail = drill["webmail"]
+    if not webmail:
+        pytest.skip(f"{MAIL_CONTAINER} runs no webmail database")
+    database, tag = webmail["database"], webmail["tag"]
+    wanted = ([[webmail["contact"], webmail["email"]]], [[webmail["email"], webmail["signature"]]])
+    if database["type"] == "pgsql":  # the archive's dump lists the rows (SQLite: test_webmail_database_backup)
+        listed = in_container(MAIL_CONTAINER, 'govmail-backup restic dump "$1" "$2" | pg_restore --data-only --file=-',
+                              drill["archive"], f"{STAGING}/database/{database['name']}.pgdump")  # fmt: skip
+        assert listed.returncode == 0, listed.stderr
+        assert webmail["contact"] in listed.stdout and webmail["signature"] in listed.stdout
+    restored = f"{PREFIX}-{MAIL_CONTAINER}"  # <prefix>-<inventory host name>: runs the database there too
+    assert webmail_database(restored) == database
+    assert rows_of(restored, database, tag) == wanted
 
 
 def test_restoring_the_same_archive_twice_changes_nothing(drill):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sqlite3
 import stat
 
 import pytest
@@ -362,3 +364,109 @@ def test_a_message_renamed_or_expunged_between_listing_and_linking_is_staged_und
     (mirror / "1.M1.h,S=5:2,RS").unlink()
     assert backup._link_message(str(cur), str(mirror), gone) == 0
     assert not list(mirror.iterdir())
+
+
+# --- the webmail's SQLite database (single webmail host) -------------------------------------------
+
+ROUNDCUBE_TABLES = """
+CREATE TABLE users (user_id integer PRIMARY KEY, username varchar(128) NOT NULL, mail_host varchar(128) NOT NULL);
+CREATE TABLE contacts (contact_id integer PRIMARY KEY, name varchar(128) NOT NULL DEFAULT '',
+                       email text NOT NULL DEFAULT '', user_id integer NOT NULL);
+CREATE TABLE identities (identity_id integer PRIMARY KEY, user_id integer NOT NULL, email varchar(128) NOT NULL,
+                         signature text);
+INSERT INTO users VALUES (1, 'alice@quangtri.gov.vn', 'mail1');
+INSERT INTO contacts VALUES (1, 'Nguyễn Văn Long', 'long@example.vn', 1);
+INSERT INTO identities VALUES (1, 1, 'alice@quangtri.gov.vn', 'Trân trọng, Alice');
+"""
+
+
+@pytest.fixture
+def roundcube_db(tmp_path):
+    """A Roundcube-like SQLite file (a personal contact, a signature), mode 0660 as dbconfig-common makes it."""
+    path = tmp_path / "live" / "roundcube"
+    path.parent.mkdir()
+    with sqlite3.connect(path) as connection:
+        connection.executescript(ROUNDCUBE_TABLES)
+    connection.close()
+    path.chmod(0o660)
+    return path
+
+
+def rows(path, sql: str) -> list[tuple]:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def test_the_sqlite_copy_is_taken_while_a_writer_holds_an_open_transaction(roundcube_db, tmp_path):
+    # Roundcube in the middle of a write: the copy holds the last committed state, not the half
+    writer = sqlite3.connect(roundcube_db, isolation_level=None)
+    writer.execute("BEGIN")
+    writer.execute("INSERT INTO contacts VALUES (2, 'uncommitted', 'x@example.vn', 1)")
+    try:
+        written = backup.stage_sqlite({"roundcube": str(roundcube_db)}, tmp_path / "database")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert written == [tmp_path / "database" / "roundcube.sqlite3"]
+    assert rows(written[0], "SELECT name, email FROM contacts") == [("Nguyễn Văn Long", "long@example.vn")]
+    assert rows(written[0], "SELECT signature FROM identities") == [("Trân trọng, Alice",)]
+    assert rows(written[0], "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_a_missing_sqlite_database_is_named(tmp_path):
+    with pytest.raises(BackupError, match=r"^the SQLite database roundcube is not at /nowhere/roundcube: converge"):
+        backup.stage_sqlite({"roundcube": "/nowhere/roundcube"}, tmp_path / "database")
+
+
+def test_the_sqlite_restore_puts_the_rows_back_into_the_same_file_and_a_second_changes_nothing(roundcube_db, tmp_path):
+    archived = backup.stage_sqlite({"roundcube": str(roundcube_db)}, tmp_path / "database")[0]
+    with contextlib.closing(sqlite3.connect(roundcube_db)) as connection, connection:
+        connection.execute("DELETE FROM contacts")
+        connection.execute("UPDATE identities SET signature = 'changed'")
+    before = roundcube_db.stat()
+    assert backup.restore_sqlite(archived, roundcube_db) is True
+    assert rows(roundcube_db, "SELECT name, email FROM contacts") == [("Nguyễn Văn Long", "long@example.vn")]
+    assert rows(roundcube_db, "SELECT signature FROM identities") == [("Trân trọng, Alice",)]
+    after = roundcube_db.stat()  # the same file: its inode, owner and mode (dbconfig-common's www-data 0660)
+    assert (after.st_ino, after.st_uid, after.st_gid, stat.S_IMODE(after.st_mode)) == (
+        before.st_ino, before.st_uid, before.st_gid, 0o660,
+    )  # fmt: skip
+    mtime = after.st_mtime_ns
+    assert backup.restore_sqlite(archived, roundcube_db) is False
+    assert roundcube_db.stat().st_mtime_ns == mtime
+
+
+def test_a_restore_onto_a_host_without_the_webmail_database_says_what_to_converge(roundcube_db, tmp_path):
+    archived = backup.stage_sqlite({"roundcube": str(roundcube_db)}, tmp_path / "database")[0]
+    with pytest.raises(BackupError, match=r"^the SQLite database .*/absent is missing: converge the webmail role"):
+        backup.restore_sqlite(archived, tmp_path / "absent")
+
+
+def test_pg_dump_s_random_restrict_key_is_not_a_difference():
+    one = "\\restrict AbC\nCREATE TABLE users ();\n\\unrestrict AbC\n"
+    two = "\\restrict XyZ\nCREATE TABLE users ();\n\\unrestrict XyZ\n"
+    assert backup._plain_sql(one) == backup._plain_sql(two) == "CREATE TABLE users ();"
+    assert backup._plain_sql(one) != backup._plain_sql(one.replace("users", "contacts"))
+
+
+def test_roundcube_s_sessions_and_caches_are_not_a_difference_its_own_garbage_collection_would_make():
+    users = "COPY public.users (user_id) FROM stdin;\n1\n\\.\n"
+    dump = "CREATE TABLE users ();\nCOPY public.session (sess_id, vars) FROM stdin;\nabc\tx\n\\.\n\n" + users
+    collected = "CREATE TABLE users ();\nCOPY public.session (sess_id, vars) FROM stdin;\n\\.\n\n" + users
+    assert backup._plain_sql(dump) == backup._plain_sql(collected)
+    assert "1" in backup._plain_sql(dump).splitlines()  # a persistent table's rows count
+    assert backup._plain_sql(dump) != backup._plain_sql(collected.replace("\n1\n", "\n2\n"))
+
+
+def test_a_sqlite_restore_does_not_count_sessions_the_garbage_collection_removed(roundcube_db, tmp_path):
+    with contextlib.closing(sqlite3.connect(roundcube_db)) as connection, connection:
+        connection.execute("CREATE TABLE session (sess_id varchar(128) PRIMARY KEY, vars text)")
+        connection.execute("INSERT INTO session VALUES ('old', 'x')")
+    archived = backup.stage_sqlite({"roundcube": str(roundcube_db)}, tmp_path / "database")[0]
+    with contextlib.closing(sqlite3.connect(roundcube_db)) as connection, connection:
+        connection.execute("DELETE FROM session")  # roundcube-gc.timer
+    assert backup.restore_sqlite(archived, roundcube_db) is False
+    with contextlib.closing(sqlite3.connect(roundcube_db)) as connection, connection:
+        connection.execute("DELETE FROM contacts")
+    assert backup.restore_sqlite(archived, roundcube_db) is True
+    assert rows(roundcube_db, "SELECT sess_id FROM session") == [("old",)]

@@ -103,8 +103,12 @@ def restore(
     Messages still there (whatever their flags now) and newer mail are left alone, so restoring the
     same archive twice changes nothing. ``--directory`` loads the archived directory (slapadd; the
     old database is kept aside) unless it already matches; ``--all`` does that, then every
-    mailbox. JSON: {"archive": NAME, "mailboxes": [{"address": A, "restored": N, "folder":
-    F|null, "user": bool}], "directory": {"entries": N, "changed": bool}} (``directory`` with --all/--directory).
+    mailbox, then the webmail's database where the directory host runs it (Roundcube's SQLite
+    file or PostgreSQL database: address books, identities, settings; unchanged when it already
+    holds the archived content). JSON: {"archive": NAME, "mailboxes": [{"address": A, "restored": N,
+    "folder": F|null, "user": bool}], "directory": {"entries": N, "changed": bool}} (``directory``
+    with --all/--directory), with --all also "databases": [{"name": N, "type": "sqlite3"|"pgsql",
+    "archived": bool, "changed": bool}].
     """
     if [all_mailboxes, bool(mailbox), directory].count(True) != 1:
         raise BackupError("say what to restore: --all, --mailbox ADDRESS or --directory (one of them)")
@@ -128,6 +132,9 @@ def restore(
     for item in report["mailboxes"]:
         where = f" into {item['folder']}" if item["folder"] else ""
         typer.echo(f"{item['address']}: {item['restored']} messages restored{where} from {report['archive']}")
+    for item in report.get("databases", []):
+        state = "restored" if item["changed"] else "already as archived" if item["archived"] else "not in the archive"
+        typer.echo(f"webmail database {item['name']} ({item['type']}): {state}")
 
 
 # --- deleted mail without a backup (lazy_expunge) ----------------------------------------------

@@ -1,0 +1,41 @@
+"""/etc/govmail/backup.json names the webmail's database on the host that runs it (issue 11).
+
+Rendered with Ansible's own templating (tests/unit/rendering.py) from the lab's inventory and from
+the same inventory with a second webmail host: one fact (govmail_webmail_database_type, _name,
+govmail_webmail_sqlite_dir, derived from the webmail group) decides which client stages what.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import yaml
+from rendering import REPOSITORY, RoleView
+
+from govmail.inventory import Site
+
+
+def backup_json(site: Site, host: str) -> dict:
+    return json.loads(RoleView(site, "backup", host).render("etc/govmail/backup.json.j2"))
+
+
+def test_one_webmail_host_stages_roundcube_s_sqlite_file_where_dbconfig_common_made_it():
+    lab = Site(REPOSITORY / "inventories" / "lab", REPOSITORY)
+    config = backup_json(lab, "mail1")
+    assert config["sqlite_databases"] == {"roundcube": "/var/lib/dbconfig-common/sqlite3/roundcube/roundcube"}
+    assert config["postgresql_databases"] == []
+
+
+def test_with_two_webmail_hosts_the_database_host_dumps_postgresql_and_nobody_stages_sqlite(tmp_path):
+    inventory = tmp_path / "inventories" / "two-webmail"
+    shutil.copytree(REPOSITORY / "inventories" / "lab", inventory)
+    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
+    hosts["all"]["hosts"]["web2"] = dict(hosts["all"]["hosts"]["mail1"], ansible_host="govmail-lab-web2")
+    hosts["all"]["children"]["webmail"]["hosts"]["web2"] = None
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    site = Site(inventory, REPOSITORY)
+    config = backup_json(site, "mail1")
+    assert config["postgresql_databases"] == ["roundcube"]
+    assert config["sqlite_databases"] == {}
+    assert backup_json(site, "web2")["postgresql_databases"] == []
