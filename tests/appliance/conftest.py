@@ -304,10 +304,11 @@ def make_message(sender: str, recipient: str, subject: str, body: str) -> EmailM
     return message
 
 
-def imap_fetch(client, message_id: str, mailbox: str = "INBOX") -> bytes | None:
-    """The full message with this Message-ID, or None if it has not arrived (yet)."""
+def imap_fetch(client, message_id: str, mailbox: str = "INBOX", header: str = "Message-ID") -> bytes | None:
+    """The full message whose ``header`` (Message-ID; In-Reply-To for a reply) names ``message_id``,
+    or None if it has not arrived (yet)."""
     client.select(mailbox)
-    typ, data = client.search(None, "HEADER", "Message-ID", message_id)
+    typ, data = client.search(None, "HEADER", header, message_id)
     ids = data[0].split() if typ == "OK" else []
     if not ids:
         return None
