@@ -64,6 +64,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -71,7 +72,7 @@ from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from . import hostconfig
@@ -1333,29 +1334,125 @@ def compare(
     return {"mailboxes": rows, "directory": directory_row, "mismatches": mismatches}
 
 
+def tar_mailboxes(stream: IO[bytes]) -> dict[str, dict[str, Any]]:
+    """The mailboxes of a tar stream of a ``vmail`` tree, as :func:`mailbox_manifest` gives them.
+
+    ``stream``: a tar read front to back (``restic dump ARCHIVE <staging>/vmail``), whatever the
+    prefix before ``<domain>/<local part>/Maildir/``. Each message is hashed as it streams past:
+    nothing is written to disk, so a check of a large archive needs no room on the host (Debian
+    13's ``/tmp`` is a tmpfs). A folder is a directory holding ``cur`` (as :func:`_folders`),
+    INBOX the ``Maildir`` itself; a hard link counts with its target's bytes. Returns
+    ``{ADDRESS: {"messages", "digest", "folders"}}``; raises :class:`BackupError` on a stream
+    that is not a tar.
+    """
+    homes: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    linked: dict[str, str] = {}
+
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as archive:
+            for member in archive:
+                parts = [part for part in member.name.split("/") if part not in ("", ".")]
+                index = parts.index("Maildir") if "Maildir" in parts else -1
+                if index < 2:
+                    continue
+                address, inside = f"{parts[index - 1]}@{parts[index - 2]}", parts[index + 1 :]
+                folders = homes.setdefault(address, {})
+                if member.isdir() and inside and inside[-1] == "cur":
+                    folders.setdefault("/".join(inside[:-1]), {})
+                    continue
+                if len(inside) < 2 or inside[-2] not in ("cur", "new") or not (member.isfile() or member.islnk()):
+                    continue
+                if member.islnk():
+                    digest = linked.get(member.linkname.strip("/"), "")
+                else:
+                    digest_of = hashlib.sha256()
+                    reader = archive.extractfile(member)
+                    while reader is not None and (chunk := reader.read(1 << 16)):
+                        digest_of.update(chunk)
+                    digest = digest_of.hexdigest()
+                    linked[member.name.strip("/")] = digest
+                base, flags = message_key(inside[-1])
+                folders.setdefault("/".join(inside[:-2]), {})[base] = {"sha256": digest, "flags": flags}
+    except tarfile.TarError as exc:
+        raise BackupError(f"the archive's mail is not a readable tar stream: {exc}") from None
+    mailboxes = {}
+    for address, folders in homes.items():
+        named = {}
+        every: list[str] = []
+        for relative, files in sorted(folders.items()):
+            name = "INBOX" if not relative else "/".join(decode_mutf7(part) for part in relative.split("/"))
+            sums = [item["sha256"] for item in files.values()]
+            every += sums
+            named[name] = {"messages": len(files), "digest": _digest(sums), "files": dict(sorted(files.items()))}
+        mailboxes[address] = {"messages": len(every), "digest": _digest(every), "folders": named}
+    return mailboxes
+
+
+def dump(config: Config, archive: str, path: str) -> bytes:
+    """The bytes of ``path`` (below the staging area) in ``archive`` (``restic dump``); raises :class:`BackupError`."""
+    try:
+        completed = subprocess.run(
+            ["restic", "dump", archive, f"{config['staging_dir']}/{path}"],
+            env=config.environment(), capture_output=True, check=False,
+        )  # fmt: skip
+    except OSError as exc:
+        raise BackupError(f"cannot run restic: {exc.strerror}; is the package installed?") from None
+    if completed.returncode != 0:
+        detail = completed.stderr.decode(errors="replace").strip().splitlines() or [f"exit {completed.returncode}"]
+        raise BackupError(f"restic dump {archive} {path} failed: {detail[-1]}")
+    return completed.stdout
+
+
+def archived_mailboxes(config: Config, archive: str) -> dict[str, dict[str, Any]]:
+    """:func:`tar_mailboxes` of the archive's ``vmail`` tree, streamed from ``restic dump`` (a tar)."""
+    try:
+        process = subprocess.Popen(
+            ["restic", "dump", "--archive", "tar", archive, f"{config['staging_dir']}/vmail"],
+            env=config.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+    except OSError as exc:
+        raise BackupError(f"cannot run restic: {exc.strerror}; is the package installed?") from None
+    with process:
+        assert process.stdout is not None and process.stderr is not None
+        try:
+            mailboxes = tar_mailboxes(process.stdout)
+        finally:
+            process.stdout.read()  # let restic finish writing whatever the tar reader left
+            error = process.stderr.read().decode(errors="replace")
+    if process.returncode != 0:
+        detail = error.strip().splitlines() or [f"exit {process.returncode}"]
+        raise BackupError(f"restic dump {archive} vmail failed: {detail[-1]}")
+    return mailboxes
+
+
 def verify(config: Config, archive: str, *, live: bool = False) -> dict[str, Any]:
     """Prove an archive: its manifest against the archived files, or (``live``) against this host.
 
-    Without ``live`` the archive's mail and directory export are extracted to a temporary
-    directory and compared with its manifest (an archived message altered or lost is named). With
-    ``live`` the host's mail store and a fresh ``slapcat`` are compared (after a restore: nothing
-    lost). Returns :func:`compare`'s dict plus ``"archive"`` and ``"time"`` (the archive's).
+    Without ``live`` the archive's mail is streamed out of the repository (``restic dump``, a
+    tar: :func:`archived_mailboxes`) and its directory export read, and both are compared with
+    its manifest: an archived message altered or lost is named. Nothing is extracted to disk, so
+    it runs on a live host of any size (the drill's ``check`` phase runs it on the site's
+    directory host). With ``live`` the host's mail store and a fresh ``slapcat`` are compared
+    (after a restore: nothing lost). Returns :func:`compare`'s dict plus ``"archive"`` and
+    ``"time"`` (the archive's). Raises :class:`BackupError` (repository, restic).
     """
     name = _resolve(config, archive)
+    manifest = json.loads(dump(config, name, MANIFEST))
     with tempfile.TemporaryDirectory(prefix="govmail-verify-") as temp:
-        staged = fetch(config, name, Path(temp), [MANIFEST] if live else [MANIFEST, "vmail", "directory"])
-        manifest = json.loads((staged / MANIFEST).read_text(encoding="utf-8"))
-        root = Path(config["vmail_dir"]) if live else staged / "vmail"
-        ldif = Path(temp) / "current.ldif"
+        ldif = Path(temp) / "data.ldif"
         if live:
+            root = Path(config["vmail_dir"])
             subprocess.run(["slapcat", "-b", config["base_dn"], "-l", str(ldif)], capture_output=True, check=False)
+            mailboxes = {}
+            for address in manifest["mailboxes"]:
+                local, domain = address.split("@")
+                home = root / domain / local
+                mailboxes[address] = mailbox_manifest(home) if (home / "Maildir").is_dir() else None
         else:
-            ldif = staged / "directory" / "data.ldif"
-        mailboxes = {}
-        for address in manifest["mailboxes"]:
-            local, domain = address.split("@")
-            home = root / domain / local
-            mailboxes[address] = mailbox_manifest(home) if (home / "Maildir").is_dir() else None
+            archived = archived_mailboxes(config, name)
+            mailboxes = {address: archived.get(address) for address in manifest["mailboxes"]}
+            with contextlib.suppress(BackupError):
+                ldif.write_bytes(dump(config, name, "directory/data.ldif"))
         directory = directory_manifest(ldif) if ldif.is_file() else None
     return {"archive": name, "time": manifest["time"], **compare(manifest, mailboxes, directory)}
 

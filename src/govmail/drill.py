@@ -12,6 +12,12 @@ only what an operator keeps (``backup-repository``, ``backup-recovery``).
 
 Phases (each on stderr as it starts and ends; durations in the report):
 
+0. ``check``: the archive against its own manifest, before anything is built:
+   ``govmail-backup verify --archive A`` on the site's directory host streams the archive's mail
+   out of the repository (``restic dump``, nothing written to disk there) and hashes every
+   message. An archive with a message altered or missing fails the drill here, naming the
+   mailbox, the folder and the message, and no stack is created (minutes saved, and the
+   report's verdict does not wait for a restore that cannot be right).
 1. ``create``: network and containers (leftovers of an earlier drill with the same prefix are
    removed first; nothing else is touched).
 2. ``copy``: the directory host's repository is copied (read-only ``tar``) from the site's backup
@@ -68,7 +74,7 @@ from typing import Any
 import yaml
 
 from . import passwords, remote
-from .errors import GovmailError
+from .errors import GovmailError, RemoteError
 from .inventory import Site
 
 #: A4 (REQUIREMENTS.md): an outage of more than 4 working hours forces agencies back to paper.
@@ -247,6 +253,23 @@ class Drill:
                 f"playbooks/restore.yml failed in the disposable stack (exit {completed.returncode}): see {log}"
             )
 
+    def check(self, archive: str) -> dict[str, Any]:
+        """Phase ``check`` (see the module docstring): ``govmail-backup verify --archive A --json`` on
+        the site's directory host; returns its report (``archive``, ``time``, ``mailboxes``,
+        ``directory``, ``mismatches``). Raises :class:`DrillError` when it cannot run (host
+        unreachable, repository refused, no such archive)."""
+        runner = remote.host_runner(self.site, self.directory_host)
+        try:
+            completed = runner.run(["govmail-backup", "verify", "--archive", archive, "--json"],
+                                   timeout=RTO_BOUND_SECONDS)  # fmt: skip
+        except RemoteError as exc:
+            raise DrillError(str(exc)) from None
+        try:
+            return json.loads(completed.stdout)
+        except ValueError:
+            detail = (completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"])[-1]
+            raise DrillError(f"govmail-backup verify on {runner.description} failed: {detail}") from None
+
     def verify(self, archive: str) -> dict[str, Any]:
         completed = subprocess.run(
             ["docker", "exec", self.container(self.directory_host), "govmail-backup", "verify",
@@ -398,29 +421,35 @@ class Drill:
                 shutil.rmtree(self.kept_dir(), ignore_errors=True)
                 work = self.kept_dir()
                 work.mkdir(mode=0o700)
+            built = False
             try:
-                self.phases.run("create", self.create)
-                self.phases.run("copy", self.copy_repository)
-                inventory, secrets = self.write_inventory(work)
-                self.phases.run("restore", lambda: self.restore(archive, inventory, secrets))
-                verified = self.phases.run("verify", lambda: self.verify(archive))
-                name, archive_time = verified["archive"], verified["time"]
-                mismatches += verified["mismatches"]
-                agencies = self.agencies()
-                known = set(self._known_digests(name))
-                with self.drill_credential(self._account(verified["mailboxes"])) as account:
-                    mismatches += self.phases.run("login", lambda: self.login(secrets, account, known))
-                    mismatches += self.phases.run("delivery", lambda: self.delivery(secrets, account))
-                rto = round(time.monotonic() - started, 1)
+                checked = self.phases.run("check", lambda: self.check(archive))
+                name, archive_time = checked["archive"], checked["time"]
+                verified = checked
+                mismatches += checked["mismatches"]
+                if not mismatches:
+                    built = True
+                    self.phases.run("create", self.create)
+                    self.phases.run("copy", self.copy_repository)
+                    inventory, secrets = self.write_inventory(work)
+                    self.phases.run("restore", lambda: self.restore(name, inventory, secrets))
+                    verified = self.phases.run("verify", lambda: self.verify(name))
+                    mismatches += verified["mismatches"]
+                    agencies = self.agencies()
+                    known = set(self._known_digests(name))
+                    with self.drill_credential(self._account(verified["mailboxes"])) as account:
+                        mismatches += self.phases.run("login", lambda: self.login(secrets, account, known))
+                        mismatches += self.phases.run("delivery", lambda: self.delivery(secrets, account))
+                    rto = round(time.monotonic() - started, 1)
             except (DrillError, OSError, imaplib.IMAP4.error, smtplib.SMTPException, ssl.SSLError) as exc:
-                mismatches.append(f"{self.phases.rows[-1]['name'] if self.phases.rows else 'create'}: {exc}")
+                mismatches.append(f"{self.phases.rows[-1]['name'] if self.phases.rows else 'check'}: {exc}")
             finally:
-                if self.options.keep:
+                if self.options.keep and built:
                     ports = {name: self.options.port_base + port for name, port in PUBLISHED.items()}
                     kept = {"inventory": str(work / "inventory"), "secrets": str(work / "secrets"),
                             "containers": [self.container(host) for host in self.groups], "network": self.network,
                             "ports": ports}  # fmt: skip
-                else:
+                elif built:
                     self.phases.run("remove", self.remove)
         rpo = round((started_at - datetime.fromisoformat(archive_time)).total_seconds()) if archive_time else None
         report = {

@@ -9,9 +9,9 @@ keeps away from the appliance (the repository's passphrase and the recovery pass
 third thing, the inventory, is Molecule's), so the kept stack is also where the restore onto
 brand-new hosts is proven (secrets and CA key byte for byte, the certificate against the original
 CA, a user's every message and flag, a second restore changing nothing) before ``--remove`` takes
-it away: one whole restore (minutes) serves both. The archive-side comparison the drill relies on
-is then shown to name a message altered or removed in an archive, with archives made for that
-purpose (seconds each).
+it away: one whole restore (minutes) serves both. Then a drill of an archive with one message
+altered, and of one with a message removed, fails naming the mailbox and the message: its
+``check`` phase compares the archive with its manifest before anything is built (seconds each).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def drill(govmail, cli_env, tmp_path_factory, address, hostname, port, tls, alic
     result = subprocess.run(drill_command(reports, "--archive", archive, "--keep"), capture_output=True, text=True,
                             check=False, timeout=3600, cwd=PROJECT_DIR, env=cli_env)  # fmt: skip
     yield {"archive": archive, "code": result.returncode, "stderr": result.stderr, "before": before, "usage": usage,
-           "webmail": webmail,
+           "webmail": webmail, "env": cli_env,
            "reports": reports, "report": json.loads(result.stdout) if result.stdout.strip() else {}}  # fmt: skip
     subprocess.run(drill_command(reports, "--remove"), capture_output=True, check=False, timeout=600,
                    cwd=PROJECT_DIR, env=cli_env)  # fmt: skip
@@ -121,11 +121,13 @@ def test_the_drill_measures_rto_and_rpo_and_compares_rto_with_a4(drill):
     assert report["rto_within_bound"] is True
     assert 0 <= report["rpo_seconds"] < 3600
     # with --keep there is no "remove" phase: the stack stays for the tests below
-    assert [p["name"] for p in report["phases"]] == ["create", "copy", "restore", "verify", "login", "delivery"]
+    assert [p["name"] for p in report["phases"]] == [
+        "check", "create", "copy", "restore", "verify", "login", "delivery"
+    ]  # fmt: skip
 
 
 def test_the_drill_shows_each_phase_on_stderr(drill):
-    for phase in ("create", "copy", "restore", "verify", "login", "delivery"):
+    for phase in ("check", "create", "copy", "restore", "verify", "login", "delivery"):
         assert f"drill: {phase}..." in drill["stderr"]
 
 
@@ -166,16 +168,25 @@ def normal_archive_afterwards(govmail):
 
 
 @pytest.mark.parametrize("change", ["alter", "remove"])
-def test_a_message_altered_or_removed_in_an_archive_is_named(drill, normal_archive_afterwards, change):
+def test_a_drill_of_an_archive_with_a_message_altered_or_removed_fails_naming_it(
+    drill, normal_archive_afterwards, change, tmp_path
+):
     archive, address, message = tampered_archive(change)
-    completed = on_mail_host(f"govmail-backup verify --archive {archive} --json")
-    assert completed.returncode == 1, completed.stdout
+    completed = subprocess.run(drill_command(tmp_path, "--archive", archive), capture_output=True, text=True,
+                               check=False, timeout=1800, cwd=PROJECT_DIR, env=drill["env"])  # fmt: skip
+    assert completed.returncode == 1, completed.stderr[-2000:]
     report = json.loads(completed.stdout)
+    assert report["result"] == "fail" and report["archive"] == archive
     word = "altered" if change == "alter" else "missing"
     assert any(line.startswith(f"{address}: folder 'INBOX': message {message} {word}") for line in
                report["mismatches"]), report["mismatches"]  # fmt: skip
     assert [row["ok"] for row in report["mailboxes"] if row["address"] == address] == [False]
-    assert f"govmail-backup: mismatch: {address}: folder 'INBOX': message {message} {word}" in completed.stderr
+    assert f"govmail: drill mismatch: {address}: folder 'INBOX': message {message} {word}" in completed.stderr
+    # found before anything was built: no stack, no restore, no RTO
+    assert [phase["name"] for phase in report["phases"]] == ["check"]
+    assert report["rto_seconds"] is None
+    page = Path(report["report_html"]).read_text()
+    assert "Restore drill: FAIL" in page and message in page
 
 
 # --- the kept stack: a whole restore onto brand-new hosts -----------------------------------------

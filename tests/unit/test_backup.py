@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import sqlite3
 import stat
+import tarfile
 
 import pytest
 
@@ -193,6 +195,49 @@ def test_a_removed_message_a_lost_mailbox_and_another_directory_are_named(vmail)
         "directory: 2 entries, digest eeeeeeeeeeee... here, the manifest says 3 entries, digest dddddddddddd...",
     ]
     assert report["directory"] == {"entries": 3, "ok": False}
+
+
+def _tar_of(root, prefix: str, *, link_bob_to_alice: bool = False) -> io.BytesIO:
+    """A tar stream of ``root`` as ``restic dump`` writes one (directories, then their files)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.add(root, arcname=prefix)
+        if link_bob_to_alice:
+            link = tarfile.TarInfo(f"{prefix}/quangtri.gov.vn/bob/Maildir/cur/6.M6.h,S=5:2,S")
+            link.type = tarfile.LNKTYPE
+            link.linkname = f"{prefix}/quangtri.gov.vn/alice/Maildir/cur/1.M1.h,S=5:2,S"
+            archive.addfile(link)
+    buffer.seek(0)
+    return buffer
+
+
+@pytest.mark.parametrize("prefix", ["/var/backups/govmail-staging/vmail", "vmail"])
+def test_a_tar_stream_of_the_mail_gives_the_manifest_of_the_tree_it_came_from(vmail, tmp_path, prefix):
+    staged = tmp_path / "staging"
+    backup.stage_mailboxes(vmail, staged)
+    streamed = backup.tar_mailboxes(_tar_of(staged, prefix))
+    assert streamed == _mailboxes(staged)
+    assert sorted(streamed["alice@quangtri.gov.vn"]["folders"]) == ["Báo cáo", "INBOX"]
+
+
+def test_a_hard_link_in_the_stream_counts_with_its_targets_bytes(vmail, tmp_path):
+    streamed = backup.tar_mailboxes(_tar_of(vmail, "vmail", link_bob_to_alice=True))
+    bob = streamed["bob@quangtri.gov.vn"]["folders"]["INBOX"]["files"]
+    assert bob["6.M6.h,S=5"] == {"sha256": hashlib.sha256(b"one\r\n").hexdigest(), "flags": "S"}
+
+
+def test_an_altered_message_in_the_stream_is_named_against_the_manifest(vmail):
+    manifest = {"mailboxes": _mailboxes(vmail), "directory": DIRECTORY}
+    write(vmail / "quangtri.gov.vn/alice/Maildir/B&AOE-o c&AOE-o/cur/3.M3.h,S=7:2,FS", b"thre3\r\n")
+    report = backup.compare(manifest, backup.tar_mailboxes(_tar_of(vmail, "vmail")), DIRECTORY)
+    assert [line.split(" (")[0] for line in report["mismatches"]] == [
+        "alice@quangtri.gov.vn: folder 'Báo cáo': message 3.M3.h,S=7 altered"
+    ]
+
+
+def test_a_stream_that_is_not_a_tar_is_refused_in_one_line():
+    with pytest.raises(BackupError, match="not a readable tar stream"):
+        backup.tar_mailboxes(io.BytesIO(b"restic: repository not found\n" * 40))
 
 
 def test_a_message_the_manifest_does_not_know_is_named(vmail):

@@ -145,3 +145,28 @@ def test_the_drills_own_clerk_is_delegated_the_mailbox_and_deleted_afterwards(tm
         assert "dn: uid=govmail-drill-" in ldif and ",ou=sokhcn,ou=agencies,dc=q\n" in ldif
         assert "userPassword: {ARGON2}" in ldif and credential["password"] not in ldif
     assert calls[1][0] == "ldapdelete" and calls[1][1].startswith("uid=govmail-drill-")
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_an_archive_that_differs_from_its_manifest_fails_at_the_check_and_builds_nothing(tmp_path, monkeypatch, keep):
+    options = drill.Options(keep=keep)
+    runner_ = drill.Drill(REPOSITORY / "inventories" / "lab", REPOSITORY, tmp_path, tmp_path / "r", options,
+                          say=lambda line: None)  # fmt: skip
+    line = "alice@quangtri.gov.vn: folder 'INBOX': message 1.M1.h altered (sha256 ab... in the manifest, cd... here)"
+    checked = {"archive": "1a2b3c4d", "time": "2026-11-30T01:30:00+00:00", "mismatches": [line],
+               "mailboxes": [{"address": "alice@quangtri.gov.vn", "messages": 3, "ok": False}],
+               "directory": {"entries": 12, "ok": True}}  # fmt: skip
+
+    def never(*_args):
+        raise AssertionError("a stack was built or removed for an archive the check refused")
+
+    monkeypatch.setattr(runner_, "check", lambda archive: checked)
+    for phase in ("create", "copy_repository", "restore", "verify", "remove"):
+        monkeypatch.setattr(runner_, phase, never)
+    report = runner_.run("latest")
+    assert report["result"] == "fail" and report["archive"] == "1a2b3c4d"
+    assert report["mismatches"] == [line]
+    assert [row["name"] for row in report["phases"]] == ["check"]
+    assert report["mailboxes"] == checked["mailboxes"] and report["rto_seconds"] is None
+    assert "kept" not in report
+    assert "message 1.M1.h altered" in Path(report["report_html"]).read_text()
