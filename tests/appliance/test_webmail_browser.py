@@ -11,6 +11,7 @@ is ignored. A step that fails leaves a screenshot under the artifacts directory
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email.policy
 import hashlib
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_DIR, ok_json
 from playwright import sync_api as playwright_api
+from test_folder_names import quoted  # folder names in modified UTF-7, as Thunderbird and Outlook send them
 
 from govmail.inventory import Site
 
@@ -227,6 +229,37 @@ def test_a_deleted_mailbox_takes_its_webmail_settings_with_it(person, new_agency
     assert deleted["webmail"] == "removed"
     # settings, identities and contacts gone: whoever gets the address later starts afresh
     assert f"{account['address']} (" not in webmail_users(mail_host)
+
+
+# Created in this (scrambled) order; Vietnamese order is a < á < c < d < đ < e, where UTF-8's byte
+# order (and a plain PHP sort) would put "Ánh" and "Đề" after "Em".
+FOLDERS = ["Em út", "Đề xuất", "Công văn đến", "Ánh sáng", "Dự thảo"]
+FOLDERS_IN_ORDER = ["Ánh sáng", "Công văn đến", "Dự thảo", "Đề xuất", "Em út"]
+
+
+def test_folders_and_subjects_in_vietnamese_are_shown_as_written_and_folders_sorted_in_vietnamese_order(
+    person, new_agency, imaps
+):
+    account = new_agency("Sở Thử Thư mục", "thumuc").person("Phan Văn Thư", password="Thu-Muc#2026a")
+    client = imaps(account)
+    for name in FOLDERS:
+        assert client.create(quoted(name))[0] == "OK"
+        assert client.subscribe(quoted(name))[0] == "OK"
+    subject = f"Đề xuất ngân sách quý 1 - {uuid.uuid4().hex[:6]}"
+    raw = (f"From: {account['address']}\r\nTo: {account['address']}\r\nSubject: =?utf-8?b?"
+           + base64.b64encode(subject.encode()).decode() + "?=\r\nMessage-ID: <" + uuid.uuid4().hex
+           + "@test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nNội dung\r\n")  # fmt: skip
+    assert client.append(quoted("Đề xuất"), None, None, raw.encode())[0] == "OK"
+    me = person(account)
+    me.log_in()
+    with me.step("folder-list"):
+        listed = [text.splitlines()[0].strip() for text in me.page.locator("#mailboxlist li a").all_inner_texts()]
+        assert [name for name in listed if name in FOLDERS] == FOLDERS_IN_ORDER, listed
+    with me.step("open-folder"):
+        me.page.locator("#mailboxlist li a", has_text="Đề xuất").first.click()
+        row = me.page.locator("#messagelist tbody tr", has_text=subject)
+        playwright_api.expect(row.first).to_be_visible(timeout=TIMEOUT_MS)
+        assert "Đề xuất" in me.page.title()
 
 
 def test_logging_out_ends_the_session(person, alice):

@@ -134,16 +134,20 @@ def webmail_post(spec: dict, context: ssl.SSLContext) -> str:
     """One POST to Roundcube's login form address (``/?_task=login``) with no credentials and no
     session: what nginx's per-address pace counts (roles/webmail, limit_req), while Roundcube,
     seeing no login action, shows its login page without logging a failed login (so fail2ban
-    stays out of it). Returns "HTTP <status>": 200 (served, perhaps after a delay) or 429."""
+    stays out of it). Returns "HTTP <status>": 200 (served, perhaps after a delay), or for a
+    refusal "HTTP 429: <the page's title>" (the role's page in Vietnamese, not nginx's own)."""
     connection = _https(spec, context)
     try:
         connection.request("POST", "/?_task=login", body="", headers={
             "Host": spec["hostname"], "User-Agent": "govmail-tests",
             "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
         answer = connection.getresponse()
-        answer.read()
+        body = answer.read()
     finally:
         connection.close()
+    if answer.status == 429:
+        title = re.search(rb"<title>(.*?)</title>", body, re.S)
+        return f"HTTP 429: {title.group(1).decode('utf-8', 'replace').strip() if title else body[:80]!r}"
     return f"HTTP {answer.status}"
 
 
