@@ -147,7 +147,8 @@ def webmail_post(spec: dict, context: ssl.SSLContext) -> str:
         connection.close()
     if answer.status == 429:
         title = re.search(rb"<title>(.*?)</title>", body, re.S)
-        return f"HTTP 429: {title.group(1).decode('utf-8', 'replace').strip() if title else body[:80]!r}"
+        said = title.group(1).decode("utf-8", "replace").strip() if title else repr(body[:80])
+        return f"HTTP 429: {said}"
     return f"HTTP {answer.status}"
 
 
