@@ -57,7 +57,7 @@ def nginx_limit_lines(mail_host, client: str) -> dict[str, int]:
     return {kind: sum(kind in line for line in mine) for kind in ("delaying request", "limiting requests")}
 
 
-REFUSED = "HTTP 429: Đăng nhập quá nhanh"  # roles/webmail/files/usr/share/govmail-webmail/errors/429.html
+REFUSED = "HTTP 429: Quá nhiều lượt đăng nhập"  # roles/webmail/files/usr/share/govmail-webmail/errors/429.html
 
 
 def test_one_address_posting_the_login_form_fast_is_slowed_then_refused_while_others_are_not(
