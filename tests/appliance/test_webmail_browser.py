@@ -11,7 +11,6 @@ is ignored. A step that fails leaves a screenshot under the artifacts directory
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import email.policy
 import hashlib
@@ -24,7 +23,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_DIR, ok_json
+from conftest import PROJECT_DIR, make_message, ok_json
 from playwright import sync_api as playwright_api
 from test_folder_names import quoted  # folder names in modified UTF-7, as Thunderbird and Outlook send them
 
@@ -246,10 +245,8 @@ def test_folders_and_subjects_in_vietnamese_are_shown_as_written_and_folders_sor
         assert client.create(quoted(name))[0] == "OK"
         assert client.subscribe(quoted(name))[0] == "OK"
     subject = f"Đề xuất ngân sách quý 1 - {uuid.uuid4().hex[:6]}"
-    raw = (f"From: {account['address']}\r\nTo: {account['address']}\r\nSubject: =?utf-8?b?"
-           + base64.b64encode(subject.encode()).decode() + "?=\r\nMessage-ID: <" + uuid.uuid4().hex
-           + "@test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nNội dung\r\n")  # fmt: skip
-    assert client.append(quoted("Đề xuất"), None, None, raw.encode())[0] == "OK"
+    raw = bytes(make_message(account["address"], account["address"], subject, "Nội dung\n"))
+    assert client.append(quoted("Đề xuất"), None, None, raw)[0] == "OK"
     me = person(account)
     me.log_in()
     with me.step("folder-list"):
