@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
+from datetime import date, timedelta
 
 import clients
 import pytest
@@ -105,12 +105,36 @@ def test_a_malformed_message_id_is_a_one_line_error(govmail):
     assert "is not a Message-ID: write it as <left@right>" in result.stderr
 
 
+def drops_newest(taken: date) -> date:
+    """The day roles/backup's default retention (7 daily, 4 weekly, 12 monthly) drops the newest
+    backup, taken on ``taken``, when one backup follows each day: restic keeps the newest snapshot of
+    each day, ISO week and month. Written from the calendar, apart from the binary search of
+    ``purge.ages_out``: 7 days later as a daily; on a Sunday (the last day of its week), when the
+    fourth newer week begins (22 days later); on the last day of a month, when the twelfth newer
+    month begins (the first day of the same month a year later)."""
+    days = [taken + timedelta(days=7)]
+    if taken.isoweekday() == 7:
+        days.append(taken + timedelta(days=22))
+    if (taken + timedelta(days=1)).month != taken.month:
+        days.append(date(taken.year + 1, taken.month, 1))
+    return max(days)
+
+
+def test_drops_newest_follows_the_calendar():
+    """The oracle itself, on the days that mattered: the CI run of 2026-12-01 (a Tuesday, first of
+    the month) and the day the test was written (2026-11-30, the last of November)."""
+    assert drops_newest(date(2026, 12, 1)) == date(2026, 12, 8)
+    assert drops_newest(date(2026, 11, 29)) == date(2026, 12, 21)
+    assert drops_newest(date(2026, 11, 30)) == date(2027, 11, 1)
+    assert drops_newest(date(2026, 5, 31)) == date(2027, 5, 1)  # a Sunday and the last of May
+
+
 def test_a_backup_taken_after_the_leak_is_listed_with_the_day_its_retention_drops_it(
     govmail, submissions, alice, bob, mail_host
 ):
     """A backup of the mail host holds the leaked copy: the purge names that archive, the copy it
-    holds, and (restic's keep-monthly 12: the newest archive of its month) the first day of the
-    same month a year later as the day it ages out."""
+    holds, and the day the retention drops it, which depends on the calendar day the test runs on
+    (:func:`drops_newest`)."""
     submissions.login(alice["address"], alice["password"])
     secret = make_message(alice["address"], bob["address"], SUBJECT, "Nội dung mật, bản sao lưu.\n")
     assert submissions.send_message(secret) == {}
@@ -123,7 +147,7 @@ def test_a_backup_taken_after_the_leak_is_listed_with_the_day_its_retention_drop
     taken = date.fromisoformat(backed_up["time"][:10])
     expected = {
         "archive": backed_up["archive"], "kind": "backup", "copies": [{"address": bob["address"], "folder": "INBOX"}],
-        "kept_as": ["daily", "weekly", "monthly"], "ages_out": date(taken.year + 1, taken.month, 1).isoformat(),
+        "kept_as": ["daily", "weekly", "monthly"], "ages_out": drops_newest(taken).isoformat(),
     }  # fmt: skip
     dry = ok_json(govmail("message", "purge", "--message-id", mid, "--dry-run", "--json"))
     [listed] = [item for item in dry["archives_still_holding"] if item["kind"] == "backup"]

@@ -116,6 +116,15 @@ def test_the_retention_says_when_each_backup_ages_out(taken, rules, drops):
     assert purge.ages_out(snapshot, DAILY, RETENTION) == (rules, drops)
 
 
+def test_the_newest_backup_on_the_first_of_a_month_is_dropped_as_a_daily():
+    """On a day that ends neither a week nor a month, tomorrow's backup takes the week's and the
+    month's place: the newest is kept by all three rules today and ages out as a daily, 7 days
+    later (the CI run of 2026-12-01 found the appliance test assumed the last day of a month)."""
+    newest = datetime(2026, 12, 1, 1, 7, tzinfo=UTC)  # a Tuesday
+    daily = [newest - timedelta(days=day) for day in range(60)]
+    assert purge.ages_out(newest, daily, RETENTION) == (["daily", "weekly", "monthly"], date(2026, 12, 8))
+
+
 def maildir(root, address, folder, name, content):
     local, domain = address.split("@")
     path = root / domain / local / "Maildir" / ("" if folder == "INBOX" else folder) / "cur"
