@@ -21,7 +21,10 @@ One run (``run``):
    (:func:`dump_databases`); on the single webmail host, Roundcube's SQLite database (config
    ``sqlite_databases``) is copied with SQLite's online backup while Roundcube runs:
    ``database/<name>.sqlite3`` (:func:`stage_sqlite`). ``restore --all`` and ``restore
-   --databases`` put both back (:func:`restore_databases`).
+   --databases`` put both back (:func:`restore_databases`). On the mx host, the content filter's
+   learned state (config ``valkey``: Rspamd's Bayes data in Valkey) is snapshotted as
+   ``filter/valkey.rdb`` (:mod:`govmail.valkey`); ``restore --all`` and ``restore --filter`` put
+   it back (:func:`restore_filter`).
 2. **manifest**: ``<staging_dir>/manifest.json`` is computed from the staged files, so it
    describes exactly what the archive holds even while mail keeps arriving (see
    :func:`build_manifest` for its shape); a message restic will not read again (same path,
@@ -42,7 +45,8 @@ Configuration: ``/etc/govmail/backup.json`` (written by the role), keys ``host``
 ``repository_password_file``, ``ca_certificate``, ``vmail_dir``, ``mailbox_layout``, ``base_dn``,
 ``staging_dir``, ``paths`` (list), ``operators`` (address told of a failure), optional
 ``postgresql_databases`` (list of names dumped with pg_dump), optional ``sqlite_databases``
-(``{name: path of the live SQLite file}``).
+(``{name: path of the live SQLite file}``), optional ``valkey`` (``host:port`` of the filter's
+Valkey on this host; empty: none).
 
 Errors are :class:`BackupError`; ``main`` prints them as one line and exits 2 (1 for a backup that
 ran and failed), so systemd marks the unit failed and ``OnFailure=`` mails the operators.
@@ -75,7 +79,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from . import hostconfig
+from . import hostconfig, valkey
 from .errors import BackupError
 
 CONFIG_FILE = "/etc/govmail/backup.json"
@@ -327,7 +331,9 @@ def build_manifest(
     """The manifest of a staging area (``vmail/<domain>/<local part>``, ``directory/data.ldif``).
 
     Shape: ``{"version": 1, "host": H, "time": ISO-8601, "mailboxes": {ADDRESS: mailbox_manifest},
-    "totals": {"mailboxes": N, "messages": N}, "directory": {"entries": N, "digest": D} | None}``.
+    "totals": {"mailboxes": N, "messages": N}, "directory": {"entries": N, "digest": D} | None,
+    "filter": {"keys": N, "digest": D, "sha256": S} | None}`` (``filter``: the content filter's
+    snapshot ``filter/valkey.rdb`` when the staging area has one, :func:`govmail.valkey.rdb_digest`).
     ``digests``: see :func:`mailbox_manifest`.
     """
     mailboxes = {}
@@ -337,6 +343,7 @@ def build_manifest(
             for home in sorted(p for p in domain.iterdir() if (p / "Maildir").is_dir()):
                 mailboxes[f"{home.name}@{domain.name}"] = mailbox_manifest(home, digests)
     ldif = staging / "directory" / "data.ldif"
+    rdb = staging / valkey.RDB
     return {
         "version": 1,
         "host": host,
@@ -344,6 +351,7 @@ def build_manifest(
         "mailboxes": mailboxes,
         "totals": {"mailboxes": len(mailboxes), "messages": sum(m["messages"] for m in mailboxes.values())},
         "directory": directory_manifest(ldif) if ldif.is_file() else None,
+        "filter": valkey.rdb_digest(rdb) if rdb.is_file() else None,
     }
 
 
@@ -764,6 +772,9 @@ def run(config: Config) -> dict[str, Any]:
         if config.data.get("sqlite_databases"):
             stage_sqlite(config.data["sqlite_databases"], staging / "database")
             started = _phase("database copy", started)
+        if config.data.get("valkey"):
+            valkey.snapshot(config.data["valkey"], staging / valkey.RDB)
+            started = _phase("filter snapshot", started)
         parent, digests = _load_digests(config)
         manifest = build_manifest(staging, host=config["host"], digests=digests)
         (staging / MANIFEST).write_text(
@@ -1208,6 +1219,31 @@ def restore_databases(config: Config, archive: str) -> dict[str, Any]:
     return {"archive": name, "databases": results}
 
 
+def restore_filter(config: Config, archive: str) -> dict[str, Any]:
+    """Put the content filter's learned state back from ``archive`` (``restore --all`` and ``--filter``).
+
+    On a host whose configuration names the filter's Valkey (``valkey``) and whose archive holds
+    its snapshot: :func:`govmail.valkey.restore`. Returns ``{"archive": NAME, "archived": bool,
+    "keys": N, "changed": bool}``; ``archived`` is false on a host without Valkey or for an archive
+    made before the filter was backed up (nothing is touched then). Raises :class:`BackupError`.
+    """
+    name = _resolve(config, archive)
+    address = config.data.get("valkey") or ""
+    manifest = json.loads(dump(config, name, MANIFEST)) if address else {}
+    expected = manifest.get("filter")
+    if not expected:
+        return {"archive": name, "archived": False, "keys": 0, "changed": False}
+    work = Path(config["staging_dir"]).parent
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="govmail-restore-filter-", dir=work) as temp:
+        rdb = Path(temp) / "valkey.rdb"
+        rdb.write_bytes(dump(config, name, valkey.RDB))
+        if hashlib.sha256(rdb.read_bytes()).hexdigest() != expected["sha256"]:
+            raise BackupError(f"archive {name}: the filter's snapshot differs from its manifest (sha256)")
+        changed = valkey.restore(address, rdb, expected)
+    return {"archive": name, "archived": True, "keys": expected["keys"], "changed": changed}
+
+
 def _database_directory(config_ldif: str, base_dn: str) -> str:
     """``olcDbDirectory`` of the database whose ``olcSuffix`` is ``base_dn``, from a cn=config export."""
     for entry in ldif_entries(config_ldif):
@@ -1309,13 +1345,19 @@ def compare_mailbox(address: str, expected: Mapping[str, Any], actual: Mapping[s
 
 
 def compare(
-    manifest: Mapping[str, Any], mailboxes: Mapping[str, Any], directory: Mapping[str, Any] | None
+    manifest: Mapping[str, Any],
+    mailboxes: Mapping[str, Any],
+    directory: Mapping[str, Any] | None,
+    filter_state: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Compare a manifest with what a tree or a host holds now.
 
     ``mailboxes``: ``{ADDRESS: mailbox_manifest or None}``; ``directory``: ``directory_manifest``
-    of a fresh export (or None). Returns ``{"mailboxes": [{"address", "messages", "ok"}],
-    "directory": {"entries", "ok"}, "mismatches": [str, ...]}`` (the drill's JSON contract, issue 11).
+    of a fresh export (or None); ``filter_state``: what the filter's snapshot or live Valkey holds
+    (``{"keys", "digest"}`` live, ``{"sha256"}`` of the archived file; None: nothing found),
+    compared only when the manifest has a ``filter``. Returns ``{"mailboxes": [{"address",
+    "messages", "ok"}], "directory": {"entries", "ok"}, "filter": {"keys", "ok"} | None,
+    "mismatches": [str, ...]}`` (the drill's JSON contract, issue 11).
     """
     mismatches: list[str] = []
     rows = []
@@ -1331,7 +1373,20 @@ def compare(
             f"directory: {have} here, the manifest says {wanted['entries']} entries, digest {wanted['digest'][:12]}..."
         )
     directory_row = {"entries": wanted["entries"], "ok": directory_ok}
-    return {"mailboxes": rows, "directory": directory_row, "mismatches": mismatches}
+    filter_row = None
+    if manifest.get("filter"):
+        wanted_filter = manifest["filter"]
+        key = "sha256" if filter_state and "sha256" in filter_state else "digest"
+        filter_ok = filter_state is not None and filter_state.get(key) == wanted_filter[key]
+        if not filter_ok:
+            have = (f"{filter_state.get('keys', '?')} keys, {key} {str(filter_state.get(key))[:12]}..."
+                    if filter_state else "nothing")  # fmt: skip
+            mismatches.append(
+                f"filter (Valkey): {have} here, the manifest says {wanted_filter['keys']} keys, "
+                f"{key} {wanted_filter[key][:12]}..."
+            )
+        filter_row = {"keys": wanted_filter["keys"], "ok": filter_ok}
+    return {"mailboxes": rows, "directory": directory_row, "filter": filter_row, "mismatches": mismatches}
 
 
 def tar_mailboxes(stream: IO[bytes]) -> dict[str, dict[str, Any]]:
@@ -1433,8 +1488,10 @@ def verify(config: Config, archive: str, *, live: bool = False) -> dict[str, Any
     its manifest: an archived message altered or lost is named. Nothing is extracted to disk, so
     it runs on a live host of any size (the drill's ``check`` phase runs it on the site's
     directory host). With ``live`` the host's mail store and a fresh ``slapcat`` are compared
-    (after a restore: nothing lost). Returns :func:`compare`'s dict plus ``"archive"`` and
-    ``"time"`` (the archive's). Raises :class:`BackupError` (repository, restic).
+    (after a restore: nothing lost). The filter's snapshot, when the manifest has one: its file's
+    SHA-256 in the archive, or (``live``) the content digest of the host's Valkey (config
+    ``valkey``). Returns :func:`compare`'s dict plus ``"archive"`` and ``"time"`` (the
+    archive's). Raises :class:`BackupError` (repository, restic).
     """
     name = _resolve(config, archive)
     manifest = json.loads(dump(config, name, MANIFEST))
@@ -1454,7 +1511,14 @@ def verify(config: Config, archive: str, *, live: bool = False) -> dict[str, Any
             with contextlib.suppress(BackupError):
                 ldif.write_bytes(dump(config, name, "directory/data.ldif"))
         directory = directory_manifest(ldif) if ldif.is_file() else None
-    return {"archive": name, "time": manifest["time"], **compare(manifest, mailboxes, directory)}
+    filter_state = None
+    if manifest.get("filter") and live and config.data.get("valkey"):
+        with contextlib.suppress(BackupError), valkey.Valkey(config.data["valkey"]) as client:
+            filter_state = valkey.content_digest(client)
+    elif manifest.get("filter") and not live:
+        with contextlib.suppress(BackupError):
+            filter_state = {"sha256": hashlib.sha256(dump(config, name, valkey.RDB)).hexdigest()}
+    return {"archive": name, "time": manifest["time"], **compare(manifest, mailboxes, directory, filter_state)}
 
 
 # --- failure report --------------------------------------------------------------------------
@@ -1512,6 +1576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     target.add_argument("--mailbox", action="append")
     target.add_argument("--directory", action="store_true")
     target.add_argument("--databases", action="store_true", help="the webmail's database(s) alone")
+    target.add_argument("--filter", action="store_true", help="the content filter's learned state alone")
     restore_parser.add_argument("--into-folder", action="store_true")
     restore_parser.add_argument("--json", action="store_true")
     verify_parser = commands.add_parser("verify", help="compare an archive's manifest with its files or this host")
@@ -1535,12 +1600,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print(restore_directory(config, args.archive), True)
         elif args.command == "restore" and args.databases:
             _print(restore_databases(config, args.archive), True)
+        elif args.command == "restore" and args.filter:
+            _print(restore_filter(config, args.archive), True)
         elif args.command == "restore" and args.all:
             directory = restore_directory(config, args.archive)
             mail = restore(config, directory["archive"], None)
             files = restore_files(config, directory["archive"])
             databases = restore_databases(config, directory["archive"])["databases"]
-            _print({**mail, "directory": directory["directory"], "files": files, "databases": databases}, True)
+            filter_state = restore_filter(config, directory["archive"])
+            filter_state.pop("archive")
+            _print({**mail, "directory": directory["directory"], "files": files, "databases": databases,
+                    "filter": filter_state}, True)  # fmt: skip
         elif args.command == "restore":
             _print(
                 restore(config, args.archive, None if args.all else args.mailbox, into_folder=args.into_folder), True

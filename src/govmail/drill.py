@@ -464,6 +464,7 @@ class Drill:
             "phases": self.phases.rows,
             "mailboxes": verified["mailboxes"],
             "directory": verified["directory"],
+            "filter": verified.get("filter"),
             "agencies": agency_rows(verified["mailboxes"], agencies),
             "mismatches": mismatches,
         }
@@ -530,6 +531,13 @@ def render_html(report: dict[str, Any]) -> str:
     mismatches = "".join(f"<li>{e(m)}</li>" for m in report["mismatches"]) or "<li>none</li>"
     verdict = "PASS" if report["result"] == "pass" else "FAIL"
     bound = report["rto_bound_seconds"] / 3600
+    learned = report.get("filter")
+    filter_row = (
+        f"<tr><th>Filter (learned spam/ham)</th><td>{learned['keys']} keys, "
+        f"{'as archived' if learned['ok'] else 'MISMATCH'}</td></tr>"
+        if learned
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>govmail drill {e(str(report["archive"]))}: {verdict}</title>
 <style>body{{font-family:sans-serif;max-width:56em;margin:2em auto}}td,th{{padding:.2em .8em;text-align:left}}
@@ -541,7 +549,7 @@ def render_html(report: dict[str, Any]) -> str:
 <tr><th>RPO (age of the archive)</th><td>{report["rpo_seconds"]} s</td></tr>
 <tr><th>A4 bound (4 working hours)</th><td>{bound:.0f} h: {"met" if report["rto_within_bound"] else "NOT met"}</td></tr>
 <tr><th>Directory</th><td>{report["directory"]["entries"]} entries,
-{"as archived" if report["directory"]["ok"] else "MISMATCH"}</td></tr></table>
+{"as archived" if report["directory"]["ok"] else "MISMATCH"}</td></tr>{filter_row}</table>
 <h2>Phases</h2>{chart}
 <h2>Agencies</h2><table><tr><th>agency</th><th>mailboxes</th><th>messages</th><th>state</th></tr>{agencies}</table>
 <h2>Mismatches</h2><ul>{mismatches}</ul>

@@ -39,3 +39,29 @@ def test_with_two_webmail_hosts_the_database_host_dumps_postgresql_and_nobody_st
     assert config["postgresql_databases"] == ["roundcube"]
     assert config["sqlite_databases"] == {}
     assert backup_json(site, "web2")["postgresql_databases"] == []
+
+
+def lab_with(tmp_path, overrides: str) -> Site:
+    """The lab's inventory with ``overrides`` (YAML) in group_vars/all."""
+    inventory = tmp_path / "inventories" / "lab-copy"
+    shutil.copytree(REPOSITORY / "inventories" / "lab", inventory)
+    (inventory / "group_vars" / "all" / "overrides.yml").write_text(overrides)
+    return Site(inventory, REPOSITORY)
+
+
+def test_the_mx_host_archives_the_filter_s_valkey_and_rspamd_uses_the_same_address(tmp_path):
+    """One fact (govmail_filter_valkey): the filter points Rspamd at it, the mx host's client snapshots it."""
+    lab = Site(REPOSITORY / "inventories" / "lab", REPOSITORY)
+    assert backup_json(lab, "mail1")["valkey"] == "127.0.0.1:6379"
+    moved = lab_with(tmp_path, '---\ngovmail_filter_valkey: "127.0.0.1:16379"\n')
+    assert backup_json(moved, "mail1")["valkey"] == "127.0.0.1:16379"
+    assert 'servers = "127.0.0.1:16379";' in RoleView(moved, "filter", "mail1").render(
+        "etc/rspamd/local.d/redis.conf.j2"
+    )
+
+
+def test_a_site_with_its_own_redis_archives_no_filter_state(tmp_path):
+    site = lab_with(tmp_path, '---\ngovmail_filter_valkey: ""\nfilter_redis_servers: "redis.dc.example:6379"\n')
+    assert backup_json(site, "mail1")["valkey"] == ""
+    redis = RoleView(site, "filter", "mail1").render("etc/rspamd/local.d/redis.conf.j2")
+    assert 'servers = "redis.dc.example:6379";' in redis
