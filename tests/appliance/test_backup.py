@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import imaplib
+import json
 import os
 import re
 import shlex
@@ -20,6 +21,7 @@ import pytest
 import testinfra
 from clients import wait_for
 from conftest import MAIL_CONTAINER, mailbox_dn, make_message, ok_json
+from test_learning import changes_to, learned, newsletter, uid_of
 
 BACKUP_CONTAINER = os.environ.get("GOVMAIL_BACKUP_CONTAINER", MAIL_CONTAINER.replace("mail1", "backup1"))
 FOLDER = "Báo cáo 2025"  # a folder with Vietnamese letters and a space: stored in modified UTF-7
@@ -263,3 +265,28 @@ def test_restoring_everything_from_the_latest_archive_over_the_same_data_changes
     assert [m["restored"] for m in result["mailboxes"]] == [0] * written["mailboxes"]
     # the webmail's own database too (the directory host runs it in the lab and the scenarios)
     assert [(d["archived"], d["changed"]) for d in result["databases"]] == [(True, False)]
+    # and the filter's learned state, which the archive holds as it is now
+    assert (result["filter"]["archived"], result["filter"]["changed"]) == (True, False)
+
+
+def test_what_users_taught_the_spam_filter_comes_back_after_its_store_is_lost(govmail, imaps, alice, mail_host):
+    """Rspamd's Bayes data (what users taught it by moving mail into Junk, C3; Valkey on the mx
+    host) is archived: after the store loses it, `restore --all` brings back the exact learned
+    counts, and `verify --live` finds the filter's state as archived."""
+    client = imaps(alice)
+    raw = newsletter()
+    assert client.append("INBOX", None, None, raw)[0] == "OK"
+    client.select("INBOX")
+    before = learned(mail_host)
+    assert client.uid("MOVE", uid_of(client, "INBOX", raw), "Junk")[0] == "OK"
+    taught = changes_to(lambda: learned(mail_host), before, {"BAYES_SPAM": 1})
+    written = ok_json(govmail("backup", "run", "--json"))
+    assert mail_host.run("valkey-cli FLUSHALL").rc == 0  # the store's data lost
+    assert learned(mail_host) == {"BAYES_SPAM": 0, "BAYES_HAM": 0}
+    result = ok_json(govmail("restore", "--all", "--json"))
+    assert result["archive"] == written["archive"]
+    assert result["filter"]["archived"] and result["filter"]["changed"] and result["filter"]["keys"] > 0
+    assert learned(mail_host) == taught
+    verified = mail_host.run("govmail-backup verify --live --json")
+    assert verified.rc == 0, verified.stdout[-500:] + verified.stderr
+    assert json.loads(verified.stdout)["filter"] == {"keys": result["filter"]["keys"], "ok": True}
