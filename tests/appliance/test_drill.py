@@ -3,7 +3,9 @@
 The drill builds its disposable stack from the scenario's name: containers ``<scenario>-drill-*``
 (``govmail-mol-drill-*`` for the default scenario), the subnet ``$GOVMAIL_DRILL_SUBNET`` (default
 172.29.51.0/24) and ports at the scenario's offset + 1000 (21025/21993 for the default scenario),
-so it touches neither the scenario's stack nor the lab. One drill runs, with ``--keep``: its
+so it touches neither the scenario's stack nor the lab. One drill runs, with ``--keep``, started
+in the background before the session's first test (conftest ``background_drill``): its stack is
+built while the other modules run, and this module's tests run last. Its
 containers never saw the original and its secrets directory started with only what an operator
 keeps away from the appliance (the repository's passphrase and the recovery passphrase; the
 third thing, the inventory, is Molecule's), so the kept stack is also where the restore onto
@@ -29,9 +31,11 @@ from pathlib import Path
 
 import clients
 import pytest
+import testinfra
 from clients import wait_for
 from conftest import MAIL_CONTAINER, OFFSET, PROJECT_DIR, SECRETS_DIR, _govmail_command, make_message, ok_json
 from test_backup import OUTSIDER, open_imaps, snapshot_of
+from test_learning import changes_to, learned, newsletter, uid_of
 from test_webmail_database_backup import in_container, rows_of, webmail_database, write_contact_and_identity
 
 PREFIX = MAIL_CONTAINER.removesuffix("-mail1") + "-drill"
@@ -66,13 +70,20 @@ def usage_files(container: str) -> dict[str, str]:
     return {path: digest for digest, path in (line.split(None, 1) for line in listing.splitlines())}
 
 
-@pytest.fixture(scope="module")
-def drill(govmail, cli_env, tmp_path_factory, address, hostname, port, tls, alice):
-    """One drill (``--keep``) of a fresh archive holding mail for alice.
+def start(request: pytest.FixtureRequest) -> dict:
+    """Prepares a fresh archive holding mail for alice and starts its drill (``--keep``) in the
+    background; conftest's ``background_drill`` calls it before the session's first test, so the
+    disposable stack (most of this module's minutes) is built while the other modules run, and
+    this module's tests run last (conftest ``pytest_collection_modifyitems``).
 
-    ``{"archive", "code", "stderr", "report", "before": alice's mailbox as snapshot_of gives it,
-    "reports": the report directory}``; the kept stack is removed at the end of the module.
+    ``{"archive", "process": the drill (Popen), "stdout"/"stderr": its files, "before": alice's
+    mailbox as snapshot_of gives it, "learned": the filter's learned counts in the archive,
+    "usage", "webmail", "env", "reports": the report directory}``.
     """
+    govmail, cli_env = request.getfixturevalue("govmail"), request.getfixturevalue("cli_env")
+    address, hostname = request.getfixturevalue("address"), request.getfixturevalue("hostname")
+    port, tls, alice = request.getfixturevalue("port"), request.getfixturevalue("tls"), request.getfixturevalue("alice")
+    mail_host = request.getfixturevalue("mail_host")
     tag = uuid.uuid4().hex[:8]
     with clients.SMTP(address, hostname, port("smtp")) as smtp:
         smtp.ehlo("mx.example.org")
@@ -80,6 +91,13 @@ def drill(govmail, cli_env, tmp_path_factory, address, hostname, port, tls, alic
     client = open_imaps(address, hostname, port, tls, alice)
     client.select("INBOX")
     wait_for(lambda: len(client.search(None, "SUBJECT", tag)[1][0].split()) == 1, what="the delivery")
+    # what alice taught the spam filter (a newsletter moved into Junk): learned state the restore brings back
+    raw = newsletter()
+    assert client.append("INBOX", None, None, raw)[0] == "OK"
+    client.select("INBOX")
+    before_learning = learned(mail_host)
+    assert client.uid("MOVE", uid_of(client, "INBOX", raw), "Junk")[0] == "OK"
+    taught = changes_to(lambda: learned(mail_host), before_learning, {"BAYES_SPAM": 1})
     before = snapshot_of(client)
     client.logout()
     # a usage roll-up (yesterday's) in the archive: data a restore must put back in place
@@ -94,14 +112,36 @@ def drill(govmail, cli_env, tmp_path_factory, address, hostname, port, tls, alic
         **write_contact_and_identity(MAIL_CONTAINER, database, f"drill-{tag}@example.org", tag),
     }
     archive = ok_json(govmail("backup", "run", "--json"))["archive"]
-    reports = tmp_path_factory.mktemp("drill")
-    result = subprocess.run(drill_command(reports, "--archive", archive, "--keep"), capture_output=True, text=True,
-                            check=False, timeout=3600, cwd=PROJECT_DIR, env=cli_env)  # fmt: skip
-    yield {"archive": archive, "code": result.returncode, "stderr": result.stderr, "before": before, "usage": usage,
-           "webmail": webmail, "env": cli_env,
-           "reports": reports, "report": json.loads(result.stdout) if result.stdout.strip() else {}}  # fmt: skip
-    subprocess.run(drill_command(reports, "--remove"), capture_output=True, check=False, timeout=600,
-                   cwd=PROJECT_DIR, env=cli_env)  # fmt: skip
+    reports = request.getfixturevalue("tmp_path_factory").mktemp("drill")
+    stdout, stderr = reports / "drill.stdout", reports / "drill.stderr"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(drill_command(reports, "--archive", archive, "--keep"), stdout=out, stderr=err,
+                                   cwd=PROJECT_DIR, env=cli_env)  # fmt: skip
+    return {"archive": archive, "process": process, "stdout": stdout, "stderr": stderr, "before": before,
+            "learned": taught, "usage": usage, "webmail": webmail, "env": cli_env, "reports": reports}  # fmt: skip
+
+
+def stop(started: dict) -> None:
+    """At the session's end: a drill still running (the session was cut short) is stopped and its
+    stack removed; the module's ``drill`` fixture removes the stack otherwise."""
+    if started["process"].poll() is None:
+        started["process"].terminate()
+        started["process"].wait(timeout=60)
+        subprocess.run(drill_command(started["reports"], "--remove"), capture_output=True, check=False, timeout=600,
+                       cwd=PROJECT_DIR, env=started["env"])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def drill(background_drill):
+    """The background drill, once it has ended: :func:`start`'s dict plus ``"code"``, ``"stderr"``
+    (its text) and ``"report"`` (its JSON); the kept stack is removed at the end of the module."""
+    assert background_drill, "conftest's background_drill did not start the drill"
+    code = background_drill["process"].wait(timeout=3600)
+    stdout = background_drill["stdout"].read_text()
+    yield {**background_drill, "code": code, "stderr": background_drill["stderr"].read_text(),
+           "report": json.loads(stdout) if stdout.strip() else {}}  # fmt: skip
+    subprocess.run(drill_command(background_drill["reports"], "--remove"), capture_output=True, check=False,
+                   timeout=600, cwd=PROJECT_DIR, env=background_drill["env"])  # fmt: skip
 
 
 def test_a_drill_of_a_healthy_archive_passes(drill):
@@ -113,6 +153,13 @@ def test_a_drill_of_a_healthy_archive_passes(drill):
     assert report["mailboxes"] and all(row["ok"] for row in report["mailboxes"])
     assert sum(row["messages"] for row in report["mailboxes"]) >= 1
     assert report["directory"]["ok"] and report["directory"]["entries"] > 0
+    assert report["filter"]["ok"] and report["filter"]["keys"] > 0
+
+
+def test_the_filter_has_learned_on_the_new_hosts_what_users_taught_it_on_the_old(drill):
+    """The restored mx host's Valkey holds the archived learned counts (what alice taught it)."""
+    kept_mail_host = testinfra.get_host(f"docker://{PREFIX}-{MAIL_CONTAINER}")
+    assert learned(kept_mail_host) == drill["learned"]
 
 
 def test_the_drill_measures_rto_and_rpo_and_compares_rto_with_a4(drill):
