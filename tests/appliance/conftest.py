@@ -36,26 +36,6 @@ SECRETS_DIR = os.environ.get("GOVMAIL_SECRETS_DIR") or None
 MAIL_CONTAINER = os.environ.get("GOVMAIL_MAIL_CONTAINER", "govmail-lab-mail1")
 
 
-def pytest_collection_modifyitems(session, config, items):
-    """test_drill.py's tests run last: its drill is built in the background from the session's
-    first test on (``background_drill``), beside every other module (CI's time, README)."""
-    items.sort(key=lambda item: item.module.__name__ == "test_drill")  # stable: the others keep their order
-
-
-@pytest.fixture(scope="session", autouse=True)
-def background_drill(request):
-    """When test_drill.py is among the selected tests, its drill (``test_drill.start``) starts
-    before the first test and runs beside the others; ``None`` otherwise."""
-    if not any(item.module.__name__ == "test_drill" for item in request.session.items):
-        yield None
-        return
-    import test_drill
-
-    started = test_drill.start(request)
-    yield started
-    test_drill.stop(started)
-
-
 @pytest.fixture(scope="session")
 def status():
     return contract.status(offset=OFFSET, project_dir=PROJECT_DIR)

@@ -3,9 +3,7 @@
 The drill builds its disposable stack from the scenario's name: containers ``<scenario>-drill-*``
 (``govmail-mol-drill-*`` for the default scenario), the subnet ``$GOVMAIL_DRILL_SUBNET`` (default
 172.29.51.0/24) and ports at the scenario's offset + 1000 (21025/21993 for the default scenario),
-so it touches neither the scenario's stack nor the lab. One drill runs, with ``--keep``, started
-in the background before the session's first test (conftest ``background_drill``): its stack is
-built while the other modules run, and this module's tests run last. Its
+so it touches neither the scenario's stack nor the lab. One drill runs, with ``--keep``: its
 containers never saw the original and its secrets directory started with only what an operator
 keeps away from the appliance (the repository's passphrase and the recovery passphrase; the
 third thing, the inventory, is Molecule's), so the kept stack is also where the restore onto
@@ -18,6 +16,7 @@ altered, and of one with a message removed, fails naming the mailbox and the mes
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -71,10 +70,8 @@ def usage_files(container: str) -> dict[str, str]:
 
 
 def start(request: pytest.FixtureRequest) -> dict:
-    """Prepares a fresh archive holding mail for alice and starts its drill (``--keep``) in the
-    background; conftest's ``background_drill`` calls it before the session's first test, so the
-    disposable stack (most of this module's minutes) is built while the other modules run, and
-    this module's tests run last (conftest ``pytest_collection_modifyitems``).
+    """Prepares a fresh archive holding mail for alice and starts its drill (``--keep``) as a
+    background process (its output in files: a pipe nobody reads would stall it).
 
     ``{"archive", "process": the drill (Popen), "stdout"/"stderr": its files, "before": alice's
     mailbox as snapshot_of gives it, "learned": the filter's learned counts in the archive,
@@ -121,27 +118,26 @@ def start(request: pytest.FixtureRequest) -> dict:
             "learned": taught, "usage": usage, "webmail": webmail, "env": cli_env, "reports": reports}  # fmt: skip
 
 
-def stop(started: dict) -> None:
-    """At the session's end: a drill still running (the session was cut short) is stopped and its
-    stack removed; the module's ``drill`` fixture removes the stack otherwise."""
-    if started["process"].poll() is None:
-        started["process"].terminate()
-        started["process"].wait(timeout=60)
-        subprocess.run(drill_command(started["reports"], "--remove"), capture_output=True, check=False, timeout=600,
-                       cwd=PROJECT_DIR, env=started["env"])  # fmt: skip
-
-
 @pytest.fixture(scope="module")
-def drill(background_drill):
-    """The background drill, once it has ended: :func:`start`'s dict plus ``"code"``, ``"stderr"``
-    (its text) and ``"report"`` (its JSON); the kept stack is removed at the end of the module."""
-    assert background_drill, "conftest's background_drill did not start the drill"
-    code = background_drill["process"].wait(timeout=3600)
-    stdout = background_drill["stdout"].read_text()
-    yield {**background_drill, "code": code, "stderr": background_drill["stderr"].read_text(),
+def drill(request):
+    """The drill, once it has ended: :func:`start`'s dict plus ``"code"``, ``"stderr"`` (its text)
+    and ``"report"`` (its JSON); the kept stack is removed at the end of the module.
+
+    (Tried on 2026-12-01: started before the session's first test, beside the other modules, the
+    verify took 36 min instead of 40 to 46 and the drill's restore 969 s instead of 790; but by
+    the time its tests ran last, the retention tests had pruned its archive and test_crl had
+    changed the CA's files it compares. Until those tests are reworked it runs here, in its turn.)"""
+    started = start(request)
+    try:
+        code = started["process"].wait(timeout=3600)
+    finally:
+        if started["process"].poll() is None:
+            started["process"].kill()
+    stdout = started["stdout"].read_text()
+    yield {**started, "code": code, "stderr": started["stderr"].read_text(),
            "report": json.loads(stdout) if stdout.strip() else {}}  # fmt: skip
-    subprocess.run(drill_command(background_drill["reports"], "--remove"), capture_output=True, check=False,
-                   timeout=600, cwd=PROJECT_DIR, env=background_drill["env"])  # fmt: skip
+    subprocess.run(drill_command(started["reports"], "--remove"), capture_output=True, check=False,
+                   timeout=600, cwd=PROJECT_DIR, env=started["env"])  # fmt: skip
 
 
 def test_a_drill_of_a_healthy_archive_passes(drill):
@@ -348,7 +344,9 @@ def test_restoring_the_same_archive_twice_changes_nothing(drill):
     assert second.returncode == 0, second.stdout[-3000:]
     assert f"archive {drill['archive']}:" in second.stdout
     counters = recap(second.stdout)
-    assert counters and all(c["changed"] == 0 for c in counters.values()), counters
+    changed = [line for line in second.stdout.splitlines() if line.startswith(("TASK [", "changed:"))]
+    changed = [task for task, line in itertools.pairwise(changed) if line.startswith("changed:")]
+    assert counters and all(c["changed"] == 0 for c in counters.values()), (counters, changed)
 
 
 def test_the_drills_own_clerk_is_gone_from_the_restored_directory(drill):
