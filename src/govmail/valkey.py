@@ -13,9 +13,12 @@ inside ``govmail-backup`` (:mod:`govmail.backup`):
 - :func:`restore` puts an archived RDB in place of the live data (stop, replace the dump file,
   start) unless the live content already has the archived digest, then checks the digest.
 
-What the digest covers: every key without an expiry (``PTTL`` -1), with its type and its whole
-value, canonical (a hash's or a set's members sorted). Keys with an expiry (rate limits, reply
-caches, history) are left out: they are transient by design and a restore may drop them.
+What the digest covers: the Bayes classifier's keys (:data:`LEARNED`) without an expiry, each with
+its type and its whole value, canonical (a hash's or a set's members sorted): what users taught
+the filter, which changes only when they teach it. The snapshot holds every other key too, but
+Rspamd rewrites those with every message it scans (its scan history ``rs_history*``, the neural
+module's ``rn*`` sets, the rate limits' ``RL*`` and the replies' ``rr*`` caches, measured on the
+lab), so a digest over them would differ from any snapshot a minute later.
 
 Speaks RESP2 to the server with the standard library only (valkey.io/topics/protocol), as the
 rest of ``govmail-backup`` does. Errors are :class:`~govmail.errors.BackupError`, one line.
@@ -24,6 +27,7 @@ rest of ``govmail-backup`` does. Errors are :class:`~govmail.errors.BackupError`
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import os
 import shutil
@@ -43,6 +47,12 @@ UNIT = "valkey-server"
 RDB = "filter/valkey.rdb"
 #: Keys read per SCAN step and per pipelined batch.
 BATCH = 1000
+#: The Bayes classifier's keys (glob patterns): Rspamd's Redis statistics backend keeps the token
+#: counts in ``RS_<token>`` hashes and the learn counts in the hash ``RS`` (``learns_spam``,
+#: ``learns_ham``), the users per class in ``BAYES_SPAM_keys``/``BAYES_HAM_keys`` and the
+#: Message-IDs already learned in ``learned_ids`` (Debian's statistic.conf: classes BAYES_SPAM and
+#: BAYES_HAM; names as found in the lab's Valkey after users moved mail into Junk and out of it).
+LEARNED = (b"RS", b"RS_*", b"BAYES_*_keys", b"learned_ids")
 
 
 class ValkeyError(BackupError):
@@ -134,10 +144,11 @@ class Valkey:
 
 
 def _persistent_keys(client: Valkey) -> Iterator[list[tuple[bytes, bytes]]]:
-    """Batches of ``(key, type)`` of the keys without an expiry, from a full SCAN."""
+    """Batches of ``(key, type)`` of the :data:`LEARNED` keys without an expiry, from a full SCAN."""
     cursor = b"0"
     while True:
         cursor, keys = client("SCAN", cursor, "COUNT", str(BATCH))
+        keys = [key for key in keys if any(fnmatch.fnmatchcase(key.decode("latin-1"), p.decode()) for p in LEARNED)]
         if keys:
             replies = client.pipeline([command for key in keys for command in (("PTTL", key), ("TYPE", key))])
             yield [(key, replies[2 * i + 1]) for i, key in enumerate(keys) if replies[2 * i] == -1]
@@ -169,7 +180,7 @@ def _field(data: bytes) -> bytes:
 
 
 def content_digest(client: Valkey) -> dict[str, Any]:
-    """``{"keys": N, "digest": SHA256 hex}`` of every key without an expiry of ``client``'s database 0.
+    """``{"keys": N, "digest": SHA256 hex}`` of the :data:`LEARNED` keys without an expiry of ``client``'s database 0.
 
     Each key gives the SHA-256 of its name, type and canonical value (:func:`_canonical`); the
     digest is the SHA-256 of those sorted. A type this module does not read (a stream) counts with

@@ -69,3 +69,17 @@ def test_compare_names_a_filter_state_that_differs_from_the_manifest():
 def test_an_archive_without_the_filter_compares_as_before():
     older = {key: value for key, value in MANIFEST.items() if key != "filter"}
     assert backup.compare(older, {}, {"entries": 0, "digest": ""}, None)["filter"] is None
+
+
+@pytest.mark.parametrize(
+    ("key", "learned"),
+    [("RS", True), ("RS_7321885098996805108", True), ("BAYES_SPAM_keys", True), ("BAYES_HAM_keys", True),
+     ("learned_ids", True), ("rs_historygovmail-mol-mail1_zst", False), ("rn2_default_1_default", False),
+     ("RL_cache_prefix", False), ("rr8nakd3tro5icdgj3fyck", False)],
+)  # fmt: skip
+def test_the_digest_covers_the_bayes_keys_and_not_what_every_scan_rewrites(key, learned):
+    """Keys found in the lab's Valkey: Bayes' (changed only by learning) and those Rspamd rewrites
+    with every scanned message (history, neural, rate limits, replies)."""
+    client = client_with(b"*2\r\n$1\r\n0\r\n*1\r\n$%d\r\n%s\r\n:-1\r\n+hash\r\n" % (len(key), key.encode()))
+    batches = list(valkey._persistent_keys(client))
+    assert batches == ([[(key.encode(), b"hash")]] if learned else [])
