@@ -326,14 +326,19 @@ def directory_manifest(ldif: Path) -> dict[str, Any]:
 
 
 def build_manifest(
-    staging: Path, *, host: str, created: datetime | None = None, digests: DigestCache | None = None
+    staging: Path,
+    *,
+    host: str,
+    created: datetime | None = None,
+    digests: DigestCache | None = None,
+    filter_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a staging area (``vmail/<domain>/<local part>``, ``directory/data.ldif``).
 
     Shape: ``{"version": 1, "host": H, "time": ISO-8601, "mailboxes": {ADDRESS: mailbox_manifest},
     "totals": {"mailboxes": N, "messages": N}, "directory": {"entries": N, "digest": D} | None,
-    "filter": {"keys": N, "digest": D, "sha256": S} | None}`` (``filter``: the content filter's
-    snapshot ``filter/valkey.rdb`` when the staging area has one, :func:`govmail.valkey.rdb_digest`).
+    "filter": {"keys": N, "digest": D, "sha256": S} | None}`` (``filter_state``: the content
+    filter's snapshot ``filter/valkey.rdb`` as :func:`govmail.valkey.rdb_digest` describes it).
     ``digests``: see :func:`mailbox_manifest`.
     """
     mailboxes = {}
@@ -343,7 +348,6 @@ def build_manifest(
             for home in sorted(p for p in domain.iterdir() if (p / "Maildir").is_dir()):
                 mailboxes[f"{home.name}@{domain.name}"] = mailbox_manifest(home, digests)
     ldif = staging / "directory" / "data.ldif"
-    rdb = staging / valkey.RDB
     return {
         "version": 1,
         "host": host,
@@ -351,7 +355,7 @@ def build_manifest(
         "mailboxes": mailboxes,
         "totals": {"mailboxes": len(mailboxes), "messages": sum(m["messages"] for m in mailboxes.values())},
         "directory": directory_manifest(ldif) if ldif.is_file() else None,
-        "filter": valkey.rdb_digest(rdb) if rdb.is_file() else None,
+        "filter": filter_state,
     }
 
 
@@ -735,6 +739,20 @@ def stage_sqlite(databases: Mapping[str, str], directory: Path) -> list[Path]:
     return written
 
 
+def stage_filter(address: str, staging: Path) -> dict[str, Any] | None:
+    """The filter's snapshot in ``staging/filter/valkey.rdb`` and its description for the manifest
+    (:func:`govmail.valkey.rdb_digest`), or ``None`` with a warning on stderr (the journal) when
+    Valkey at ``address`` gives none or the file does not load: the mail comes first, so a filter
+    store that does not answer leaves only its own state out of the archive."""
+    try:
+        return valkey.rdb_digest(valkey.snapshot(address, staging / valkey.RDB))
+    except BackupError as exc:
+        _remove_path(staging / Path(valkey.RDB).parent)
+        print(f"govmail-backup: warning: the filter's learned state is not in this archive: {exc}",
+              file=sys.stderr, flush=True)  # fmt: skip
+        return None
+
+
 def _phase(name: str, started: float, detail: str = "") -> float:
     now = time.monotonic()
     print(f"govmail-backup: {name} took {now - started:.2f} s{detail}", file=sys.stderr, flush=True)
@@ -772,11 +790,12 @@ def run(config: Config) -> dict[str, Any]:
         if config.data.get("sqlite_databases"):
             stage_sqlite(config.data["sqlite_databases"], staging / "database")
             started = _phase("database copy", started)
+        filter_state = None
         if config.data.get("valkey"):
-            valkey.snapshot(config.data["valkey"], staging / valkey.RDB)
+            filter_state = stage_filter(config.data["valkey"], staging)
             started = _phase("filter snapshot", started)
         parent, digests = _load_digests(config)
-        manifest = build_manifest(staging, host=config["host"], digests=digests)
+        manifest = build_manifest(staging, host=config["host"], digests=digests, filter_state=filter_state)
         (staging / MANIFEST).write_text(
             json.dumps(manifest, ensure_ascii=False, separators=(",", ":")), encoding="utf-8"
         )
@@ -796,7 +815,7 @@ def run(config: Config) -> dict[str, Any]:
             if parent and (created or "no matching ID" in errors):
                 # the previous snapshot is not there (pruned, a new repository): read every message again
                 parent, digests = None, DigestCache()
-                manifest = build_manifest(staging, host=config["host"], digests=digests,
+                manifest = build_manifest(staging, host=config["host"], digests=digests, filter_state=filter_state,
                                           created=datetime.fromisoformat(manifest["time"]))  # fmt: skip
                 (staging / MANIFEST).write_text(
                     json.dumps(manifest, ensure_ascii=False, separators=(",", ":")), encoding="utf-8"

@@ -83,3 +83,20 @@ def test_the_digest_covers_the_bayes_keys_and_not_what_every_scan_rewrites(key, 
     client = client_with(b"*2\r\n$1\r\n0\r\n*1\r\n$%d\r\n%s\r\n:-1\r\n+hash\r\n" % (len(key), key.encode()))
     batches = list(valkey._persistent_keys(client))
     assert batches == ([[(key.encode(), b"hash")]] if learned else [])
+
+
+def test_a_filter_store_that_gives_no_snapshot_leaves_only_its_state_out(tmp_path, monkeypatch, capsys):
+    """The backup goes on with the mail (the manifest's ``filter`` is None) and says why on stderr."""
+
+    def refused(address, target):
+        target.parent.mkdir()
+        target.write_bytes(b"REDIS0011 torn")  # what a broken transfer may leave
+        raise backup.BackupError(f"the filter's Valkey at {address} gave no snapshot: Connection refused")
+
+    monkeypatch.setattr(valkey, "snapshot", refused)
+    assert backup.stage_filter("127.0.0.1:6379", tmp_path) is None
+    assert not (tmp_path / "filter").exists()
+    assert capsys.readouterr().err == (
+        "govmail-backup: warning: the filter's learned state is not in this archive: the filter's Valkey at "
+        "127.0.0.1:6379 gave no snapshot: Connection refused\n"
+    )
