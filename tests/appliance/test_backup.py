@@ -21,7 +21,7 @@ import pytest
 import testinfra
 from clients import wait_for
 from conftest import MAIL_CONTAINER, mailbox_dn, make_message, ok_json
-from test_learning import changes_to, learned, newsletter, uid_of
+from test_learning import learned, teach_spam
 
 BACKUP_CONTAINER = os.environ.get("GOVMAIL_BACKUP_CONTAINER", MAIL_CONTAINER.replace("mail1", "backup1"))
 FOLDER = "Báo cáo 2025"  # a folder with Vietnamese letters and a space: stored in modified UTF-7
@@ -273,13 +273,7 @@ def test_what_users_taught_the_spam_filter_comes_back_after_its_store_is_lost(go
     """Rspamd's Bayes data (what users taught it by moving mail into Junk, C3; Valkey on the mx
     host) is archived: after the store loses it, `restore --all` brings back the exact learned
     counts, and `verify --live` finds the filter's state as archived."""
-    client = imaps(alice)
-    raw = newsletter()
-    assert client.append("INBOX", None, None, raw)[0] == "OK"
-    client.select("INBOX")
-    before = learned(mail_host)
-    assert client.uid("MOVE", uid_of(client, "INBOX", raw), "Junk")[0] == "OK"
-    taught = changes_to(lambda: learned(mail_host), before, {"BAYES_SPAM": 1})
+    taught = teach_spam(imaps(alice), mail_host)
     written = ok_json(govmail("backup", "run", "--json"))
     assert mail_host.run("valkey-cli FLUSHALL").rc == 0  # the store's data lost
     assert learned(mail_host) == {"BAYES_SPAM": 0, "BAYES_HAM": 0}

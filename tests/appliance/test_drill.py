@@ -34,7 +34,7 @@ import testinfra
 from clients import wait_for
 from conftest import MAIL_CONTAINER, OFFSET, PROJECT_DIR, SECRETS_DIR, _govmail_command, make_message, ok_json
 from test_backup import OUTSIDER, open_imaps, snapshot_of
-from test_learning import changes_to, learned, newsletter, uid_of
+from test_learning import learned, teach_spam
 from test_webmail_database_backup import in_container, rows_of, webmail_database, write_contact_and_identity
 
 PREFIX = MAIL_CONTAINER.removesuffix("-mail1") + "-drill"
@@ -89,12 +89,7 @@ def start(request: pytest.FixtureRequest) -> dict:
     client.select("INBOX")
     wait_for(lambda: len(client.search(None, "SUBJECT", tag)[1][0].split()) == 1, what="the delivery")
     # what alice taught the spam filter (a newsletter moved into Junk): learned state the restore brings back
-    raw = newsletter()
-    assert client.append("INBOX", None, None, raw)[0] == "OK"
-    client.select("INBOX")
-    before_learning = learned(mail_host)
-    assert client.uid("MOVE", uid_of(client, "INBOX", raw), "Junk")[0] == "OK"
-    taught = changes_to(lambda: learned(mail_host), before_learning, {"BAYES_SPAM": 1})
+    taught = teach_spam(client, mail_host)
     before = snapshot_of(client)
     client.logout()
     # a usage roll-up (yesterday's) in the archive: data a restore must put back in place

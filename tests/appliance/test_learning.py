@@ -95,6 +95,17 @@ def append(client, mailbox: str, raw: bytes):
     assert typ == "OK", data
 
 
+def teach_spam(client, mail_host) -> dict:
+    """The user of IMAP session ``client`` moves a new newsletter from INBOX into Junk; waits
+    until Bayes has learned it as spam and returns the learned counts then (:func:`learned`)."""
+    raw = newsletter()
+    append(client, "INBOX", raw)
+    client.select("INBOX")
+    before = learned(mail_host)
+    assert client.uid("MOVE", uid_of(client, "INBOX", raw), "Junk")[0] == "OK"
+    return changes_to(lambda: learned(mail_host), before, {"BAYES_SPAM": 1})
+
+
 @pytest.mark.parametrize("command", ["MOVE", "COPY"])
 def test_putting_a_message_into_junk_trains_the_filter_as_spam(reader, mail_host, command):
     raw = newsletter()
