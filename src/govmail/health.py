@@ -477,8 +477,12 @@ def run(
     *,
     site: Site | None = None,
     runner_for: Callable[[Site, str], remote.Runner] | None = None,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Check every host of the site (module docstring); the report.
+
+    ``now`` (aware, default the controller's clock) is what the newest archive's age is
+    measured against.
 
     Raises :class:`CheckError` / :class:`InventoryError` when the inventory cannot say what to
     check; an unreachable host is a ``critical`` row, not an exception.
@@ -503,7 +507,7 @@ def run(
             continue
         rows.append(check("ok", host, "host", "reachable", f"probed through {runner.description}"))
         rows.extend(judge(host, spec, facts, limits))
-    rows.extend(backup_checks(site, runner_for))
+    rows.extend(backup_checks(site, runner_for, now=now))
     return {"status": worst(row["status"] for row in rows), "checks": rows}
 
 

@@ -396,7 +396,8 @@ def test_an_unreachable_host_is_critical_and_the_report_is_the_worst_of_its_chec
     healthy = {"now": 1.0, "units": {"slapd": "active"}, "ports": []}
     site = _site(project, "  vars: {govmail_check_dns: false}\n")
     report = health.run(site.inventory_dir, site=site,
-                        runner_for=lambda _, host: FakeRunner(host, healthy if host == "mail1" else None))  # fmt: skip
+                        runner_for=lambda _, host: FakeRunner(host, healthy if host == "mail1" else None),
+                        now=NOW_BACKUP)  # fmt: skip
     assert report["status"] == "critical"
     assert {"host": "backup1", "service": "host", "check": "reachable", "status": "critical",
             "detail": "cannot reach backup1 (test): no such container"} in report["checks"]  # fmt: skip
