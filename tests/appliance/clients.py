@@ -156,6 +156,26 @@ class ManageSieve:
         self.sock.close()
 
 
+def imap_utf7(name: str) -> str:
+    """RFC 3501 modified UTF-7, as Thunderbird and Outlook put folder names on the wire."""
+    out, buffer = [], []
+
+    def flush():
+        if buffer:
+            encoded = "".join(buffer).encode("utf-16-be")
+            out.append("&" + base64.b64encode(encoded).decode().rstrip("=").replace("/", ",") + "-")
+            buffer.clear()
+
+    for char in name:
+        if 0x20 <= ord(char) <= 0x7E:
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            buffer.append(char)
+    flush()
+    return "".join(out)
+
+
 def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
     """Poll ``predicate`` until it returns a true value; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -7,7 +7,6 @@ with flags, so the archive holds something to compare.
 
 from __future__ import annotations
 
-import base64
 import imaplib
 import json
 import os
@@ -56,21 +55,6 @@ def snapshot_of(client) -> dict[str, list[tuple[bytes, frozenset[str]]]]:
     return seen
 
 
-def utf7(name: str) -> str:
-    """IMAP modified UTF-7 (RFC 3501 §5.1.3) of a folder name, as LIST shows it."""
-    out, pending = [], ""
-    for char in name + "\0":
-        if 0x20 <= ord(char) <= 0x7E or char == "\0":
-            if pending:
-                encoded = base64.b64encode(pending.encode("utf-16-be")).decode().rstrip("=")
-                out.append("&" + encoded.replace("/", ",") + "-")
-                pending = ""
-            out.append("&-" if char == "&" else char.strip("\0"))
-        else:
-            pending += char
-    return "".join(out)
-
-
 def open_imaps(address, hostname, port, tls, account):
     client = clients.IMAP_SSL(address, hostname, port("imaps"), tls)
     client.login(account["address"], account["password"])
@@ -93,10 +77,10 @@ def archive(govmail, address, hostname, port, tls, alice, bob):
     client.select("INBOX")
     wait_for(lambda: len(client.search(None, "SUBJECT", tag)[1][0].split()) == 3, what="3 deliveries")
     client.store(client.search(None, "SUBJECT", tag)[1][0].split()[0], "+FLAGS", r"(\Seen)")
-    client.create(f'"{utf7(FOLDER)}"')
+    client.create(f'"{clients.imap_utf7(FOLDER)}"')
     for number in range(2):
         raw = make_message(alice["address"], alice["address"], f"Lưu trữ {number}", "Công văn\n").as_bytes()
-        assert client.append(f'"{utf7(FOLDER)}"', "(" + " ".join(FLAGGED) + ")", None, raw)[0] == "OK"
+        assert client.append(f'"{clients.imap_utf7(FOLDER)}"', "(" + " ".join(FLAGGED) + ")", None, raw)[0] == "OK"
     before = snapshot_of(client)
     client.logout()
     return {"report": ok_json(govmail("backup", "run", "--json")), "before": before}
@@ -142,12 +126,12 @@ def test_destroyed_mailbox_comes_back_byte_identical_with_flags_and_folders(mail
     local, domain = alice["address"].split("@")
     mail_host.run_test(f"doveadm kick {shlex.quote(alice['address'])} >/dev/null 2>&1 || true")
     assert mail_host.run(f"rm -rf /var/vmail/{domain}/{local}").rc == 0
-    assert utf7(FOLDER) not in snapshot_of(imaps(alice))
+    assert clients.imap_utf7(FOLDER) not in snapshot_of(imaps(alice))
     result = ok_json(govmail("restore", "--mailbox", alice["address"], "--json"))
     assert result["mailboxes"][0]["restored"] == sum(len(m) for m in archive["before"].values())
     after = snapshot_of(imaps(alice))
     assert after == archive["before"]
-    assert {flags for _, flags in after[utf7(FOLDER)]} == {frozenset(FLAGGED)}
+    assert {flags for _, flags in after[clients.imap_utf7(FOLDER)]} == {frozenset(FLAGGED)}
 
 
 def test_the_restored_mailbox_gets_its_full_text_index_back_before_anyone_searches(mail_host, archive, alice):
@@ -181,7 +165,7 @@ def test_restore_into_a_folder_leaves_newer_mail_alone_and_twice_adds_nothing(
     after = snapshot_of(imaps(alice))
     assert after["INBOX"] == inbox_before
     assert after[f"{folder}/INBOX"] == archive["before"]["INBOX"]
-    assert after[f"{folder}/{utf7(FOLDER)}"] == archive["before"][utf7(FOLDER)]
+    assert after[f"{folder}/{clients.imap_utf7(FOLDER)}"] == archive["before"][clients.imap_utf7(FOLDER)]
     again = ok_json(govmail("restore", "--mailbox", alice["address"], "--into-folder", "--json"))
     assert again["mailboxes"][0]["restored"] == 0
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import random
 import re
 import uuid
 
+import clients
 import pytest
 from conftest import make_message
 
@@ -20,28 +20,8 @@ NAMES = {
 }
 
 
-def imap_utf7(name: str) -> str:
-    """RFC 3501 modified UTF-7, as Thunderbird and Outlook put folder names on the wire."""
-    out, buffer = [], []
-
-    def flush():
-        if buffer:
-            encoded = "".join(buffer).encode("utf-16-be")
-            out.append("&" + base64.b64encode(encoded).decode().rstrip("=").replace("/", ",") + "-")
-            buffer.clear()
-
-    for char in name:
-        if 0x20 <= ord(char) <= 0x7E:
-            flush()
-            out.append("&-" if char == "&" else char)
-        else:
-            buffer.append(char)
-    flush()
-    return "".join(out)
-
-
 def quoted(name: str) -> str:
-    return '"' + imap_utf7(name).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + clients.imap_utf7(name).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _listed(client, pattern: str = "*", command: str = "LIST") -> list[str]:
@@ -78,10 +58,10 @@ def test_folder_with_any_typed_name_can_be_created_used_and_listed(name, imaps, 
     client = imaps(person)
     typ, data = client.create(quoted(name))
     assert typ == "OK", data
-    assert imap_utf7(name) in _listed(client)
+    assert clients.imap_utf7(name) in _listed(client)
     typ, data = client.subscribe(quoted(name))
     assert typ == "OK", data
-    assert imap_utf7(name) in _listed(client, command="LSUB")
+    assert clients.imap_utf7(name) in _listed(client, command="LSUB")
     message = make_message("van.thu@ubnd.example.org", person["address"], f"Vào {name}", "Nội dung.\n")
     typ, data = client.append(quoted(name), "(\\Flagged)", None, message.as_bytes())
     assert typ == "OK", data
@@ -120,7 +100,7 @@ def test_mailbox_of_the_old_layout_is_migrated_without_losing_mail_flags_or_subs
         assert flagged.rc == 0, flagged.stderr
     home = mail_host.run(f"doveadm user -f home {user}").stdout.strip()
     # the old layout really is on disk: one ".Name.Sub" directory per folder
-    nested = ".".join(imap_utf7(part) for part in ["Dự án", "Cầu Hiền Lương"])
+    nested = ".".join(clients.imap_utf7(part) for part in ["Dự án", "Cầu Hiền Lương"])
     assert mail_host.file(f"{home}/Maildir/.{nested}").is_directory
 
     migrated = mail_host.run("/usr/local/lib/govmail/maildir-layout migrate --json /var/vmail")
@@ -132,7 +112,7 @@ def test_mailbox_of_the_old_layout_is_migrated_without_losing_mail_flags_or_subs
     client = imaps(person)
     subscribed = _listed(client, command="LSUB")
     for folder in OLD_FOLDERS:
-        assert imap_utf7(folder) in subscribed
+        assert clients.imap_utf7(folder) in subscribed
     for folder, message_id in ids.items():
         typ, data = client.select(quoted(folder) if folder != "INBOX" else "INBOX")
         assert typ == "OK", (folder, data)
