@@ -36,6 +36,42 @@ SECRETS_DIR = os.environ.get("GOVMAIL_SECRETS_DIR") or None
 MAIL_CONTAINER = os.environ.get("GOVMAIL_MAIL_CONTAINER", "govmail-lab-mail1")
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """test_drill.py's tests run last: its drill is built in the background from the session's
+    first test on (``background_drill``), beside every other module (CI's time, README)."""
+    items.sort(key=lambda item: item.module.__name__ == "test_drill")  # stable: the others keep their order
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_drill(request):
+    """When test_drill.py is among the selected tests, its drill (``test_drill.start``) starts
+    before the first test and runs beside the others; ``None`` otherwise. What its tests compare
+    with is captured when its archive is made (``test_drill.start``), and a test that prunes
+    archives first waits until the drill has copied the repository (:func:`wait_copied`)."""
+    if not any(item.module.__name__ == "test_drill" for item in request.session.items):
+        yield None
+        return
+    import test_drill
+
+    started = test_drill.start(request)
+    yield started
+    test_drill.stop(started)
+
+
+def wait_copied(started: dict | None) -> None:
+    """Returns once the background drill (``background_drill``'s value; None when no drill runs)
+    has copied the site's repository into its own stack (its stderr shows ``drill: copy done``,
+    govmail.drill's progress line) or has ended: from then on nothing done to the site's archives
+    reaches it."""
+    if started is None:
+        return
+
+    def copied() -> bool:
+        return started["process"].poll() is not None or "drill: copy done" in started["stderr"].read_text()
+
+    clients.wait_for(copied, timeout=1800, interval=2, what="the drill's copy of the repository")
+
+
 @pytest.fixture(scope="session")
 def status():
     return contract.status(offset=OFFSET, project_dir=PROJECT_DIR)

@@ -19,7 +19,7 @@ import clients
 import pytest
 import testinfra
 from clients import wait_for
-from conftest import MAIL_CONTAINER, mailbox_dn, make_message, ok_json
+from conftest import MAIL_CONTAINER, mailbox_dn, make_message, ok_json, wait_copied
 from test_learning import learned, teach_spam
 
 BACKUP_CONTAINER = os.environ.get("GOVMAIL_BACKUP_CONTAINER", MAIL_CONTAINER.replace("mail1", "backup1"))
@@ -114,7 +114,9 @@ def test_mail_host_credential_cannot_delete_or_prune(mail_host, govmail, archive
     assert after == before
 
 
-def test_retention_prunes_on_the_backup_host_and_keeps_the_latest_archive(backup_host, govmail, archive):
+def test_retention_prunes_on_the_backup_host_and_keeps_the_latest_archive(backup_host, govmail, archive,
+                                                                          background_drill):  # fmt: skip
+    wait_copied(background_drill)  # the drill's archive is not pruned before it has its copy
     result = backup_host.run("systemctl start govmail-backup-prune.service")
     assert result.rc == 0, result.stderr
     journal = backup_host.run("journalctl -u govmail-backup-prune.service --no-pager -n 400").stdout
