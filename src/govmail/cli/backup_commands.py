@@ -87,7 +87,10 @@ def backup_list(inventory: InventoryOption = None, json_output: JsonOption = Fal
 @handle_errors
 def restore(
     archive: Annotated[str, typer.Option("--archive", help="Archive name (govmail backup list) or latest.")] = "latest",
-    all_mailboxes: Annotated[bool, typer.Option("--all", help="Every mailbox of the archive.")] = False,
+    all_mailboxes: Annotated[
+        bool,
+        typer.Option("--all", help="The directory, every mailbox, data files, webmail database, filter state."),
+    ] = False,
     mailbox: Annotated[
         str | None, typer.Option("--mailbox", help="One mailbox (its address).", show_default=False)
     ] = None,
@@ -103,12 +106,15 @@ def restore(
     Messages still there (whatever their flags now) and newer mail are left alone, so restoring the
     same archive twice changes nothing. ``--directory`` loads the archived directory (slapadd; the
     old database is kept aside) unless it already matches; ``--all`` does that, then every
-    mailbox, then the webmail's database where the directory host runs it (Roundcube's SQLite
-    file or PostgreSQL database: address books, identities, settings; unchanged when it already
-    holds the archived content). JSON: {"archive": NAME, "mailboxes": [{"address": A, "restored": N,
-    "folder": F|null, "user": bool}], "directory": {"entries": N, "changed": bool}} (``directory``
-    with --all/--directory), with --all also "databases": [{"name": N, "type": "sqlite3"|"pgsql",
-    "archived": bool, "changed": bool}].
+    mailbox, then the other data files and the old logs (beside the new ones), the webmail's
+    database where the directory host runs it (Roundcube's SQLite file or PostgreSQL database:
+    address books, identities, settings) and the content filter's learned state (Valkey), each
+    unchanged when it already holds the archived content. JSON: {"archive": NAME, "mailboxes":
+    [{"address": A, "restored": N, "folder": F|null, "user": bool}], "directory": {"entries": N,
+    "changed": bool}} (``directory`` with --all/--directory), with --all also "files":
+    {"data_files": N, "logs": PATH, "logs_changed": bool}, "databases": [{"name": N, "type":
+    "sqlite3"|"pgsql", "archived": bool, "changed": bool}] and "filter": {"archived": bool,
+    "keys": N, "changed": bool}.
     """
     if [all_mailboxes, bool(mailbox), directory].count(True) != 1:
         raise BackupError("say what to restore: --all, --mailbox ADDRESS or --directory (one of them)")

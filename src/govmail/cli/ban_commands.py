@@ -18,8 +18,8 @@ def unban(
     inventory: InventoryOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Lift the brute-force ban of ADDRESS on every host that runs fail2ban (the mx and mailstore
-    hosts; roles/fail2ban), from every jail that holds it.
+    """Lift the brute-force ban of ADDRESS on every host that runs fail2ban (the mx, mailstore and
+    webmail hosts: govmail.bans.GROUPS; roles/fail2ban), from every jail that holds it.
 
     --json prints {"address": A, "unbanned": [{"host": H, "jails": [...]}]}; a host whose jails
     list is empty had not banned the address.
