@@ -173,13 +173,17 @@ class Drill:
 
     def remove_kept(self) -> dict[str, Any]:
         """Remove a stack left by ``--keep``: its containers, network and work directory (which holds
-        the site's decrypted secrets). ``{"removed": [container, ...], "network": NAME}``; removing
-        what is not there is not an error."""
+        the site's decrypted secrets). ``{"removed": [container, ...], "network": NAME, "secrets":
+        PATH|None}``: ``secrets`` is the work directory removed, None when there was none under this
+        report directory (a ``--keep`` run with another ``--report`` left it there: the CLI says so).
+        Removing what is not there is not an error."""
         existing = set(_docker("ps", "-a", "--format", "{{.Names}}").split())
         removed = [self.container(host) for host in self.groups if self.container(host) in existing]
         self.remove()
-        shutil.rmtree(self.kept_dir(), ignore_errors=True)
-        return {"removed": removed, "network": self.network}
+        kept = self.kept_dir()
+        found = kept.is_dir()
+        shutil.rmtree(kept, ignore_errors=True)
+        return {"removed": removed, "network": self.network, "secrets": str(kept) if found else None}
 
     def create(self) -> None:
         self.remove()

@@ -106,6 +106,24 @@ def test_a_kept_stack_lives_under_the_report_directory_named_by_its_prefix(tmp_p
     assert runner_.kept_dir() == tmp_path / "r" / "govmail-drill-k-stack"
 
 
+@pytest.mark.parametrize("kept", [True, False], ids=["its-directory", "another-report"])
+def test_remove_names_the_decrypted_secrets_it_removed_or_warns_that_it_found_none(tmp_path, monkeypatch, kept):
+    report = tmp_path / "r"
+    stack = report / "govmail-drill-stack"
+    if kept:
+        (stack / "secrets" / "pki").mkdir(parents=True)
+        (stack / "secrets" / "pki" / "ca.key").write_text("key")
+    monkeypatch.setattr(drill, "_docker", lambda *args, **kwargs: "govmail-drill-mail1\n" if args[0] == "ps" else "")
+    result = runner.invoke(cli.app, ["drill", "--remove", "--report", str(report), "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["removed"] == ["govmail-drill-mail1"]
+    assert answer["secrets"] == (str(stack) if kept else None)
+    assert not stack.exists()
+    warned = "no kept stack directory" in result.stderr
+    assert warned is not kept
+
+
 def _lab_drill(tmp_path):
     return drill.Drill(REPOSITORY / "inventories" / "lab", REPOSITORY, tmp_path, tmp_path / "r", drill.Options())
 

@@ -228,7 +228,8 @@ def drill(
     site's, decrypted: remove the stack with --remove when done).
     JSON: {"result": "pass"|"fail", "archive", "rto_seconds", "rpo_seconds", "mailboxes": [{"address",
     "messages", "ok"}], "directory": {"entries", "ok"}, "mismatches": [...], "report_html": PATH, ...}.
-    --remove: {"removed": [container, ...], "network": NAME}.
+    --remove (with the --report, --prefix and --inventory of the --keep run): {"removed": [container,
+    ...], "network": NAME, "secrets": PATH|null (the decrypted secrets' directory removed)}.
     Exit status 1 when the result is "fail" (the first mismatches on stderr).
     """
     if keep and remove:
@@ -251,6 +252,10 @@ def drill(
     the_drill = drill_module.Drill(inventory_dir, project.root, secrets, report_dir, options)
     if remove:
         removed = the_drill.remove_kept()
+        if removed["removed"] and removed["secrets"] is None:
+            typer.echo(f"govmail: warning: no kept stack directory {the_drill.kept_dir()}: if the --keep run had "
+                       "another --report, delete <that report>/<prefix>-stack (it holds decrypted secrets)",
+                       err=True)  # fmt: skip
         if json_output:
             _print_json(removed)
         else:
