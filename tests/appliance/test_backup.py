@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import imaplib
 import json
-import os
 import re
 import shlex
 import uuid
@@ -19,10 +18,9 @@ import clients
 import pytest
 import testinfra
 from clients import wait_for
-from conftest import MAIL_CONTAINER, mailbox_dn, make_message, ok_json, wait_copied
+from conftest import BACKUP_CONTAINER, mailbox_dn, make_message, ok_json, wait_copied
 from test_learning import learned, teach_spam
 
-BACKUP_CONTAINER = os.environ.get("GOVMAIL_BACKUP_CONTAINER", MAIL_CONTAINER.replace("mail1", "backup1"))
 FOLDER = "Báo cáo 2025"  # a folder with Vietnamese letters and a space: stored in modified UTF-7
 FLAGGED = (r"\Seen", r"\Flagged")
 OUTSIDER = "van.thu@ubnd.example.org"  # mail from another organisation, on port 25
