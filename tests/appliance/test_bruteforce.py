@@ -20,9 +20,8 @@ from pathlib import Path
 
 import clients
 import pytest
-from conftest import MAIL_CONTAINER, PROJECT_DIR, imap_login_ok, ok_json
+from conftest import BACKUP_CONTAINER, MAIL_CONTAINER, PROJECT_DIR, imap_login_ok, ok_json
 
-BACKUP_CONTAINER = os.environ.get("GOVMAIL_BACKUP_CONTAINER", MAIL_CONTAINER.replace("mail1", "backup1"))
 HERE = Path(__file__).resolve().parent
 REMOTE_DIR = "/tmp/govmail-bruteforce"
 CA = "/etc/ssl/govmail/ca.crt"  # govmail_tls_ca_certificate, on every host of the stack (roles/pki)

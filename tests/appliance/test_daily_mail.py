@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 
 import clients
 import pytest
@@ -67,10 +67,11 @@ def test_failed_logins_are_counted_with_the_client_address(sent):
 
 def test_a_mailbox_idle_past_the_lock_threshold_within_7_days_is_listed_with_its_day(govmail, new_agency):
     unit = new_agency("Phòng Kiểm thử Thư hằng ngày", "th")
+    today = datetime.now(UTC).date()  # the hosts count days in UTC
     person = unit.person("Đỗ Thị Sắp Khoá")
-    as_of = date.today() + timedelta(days=85)  # quangtri-2026 locks after 90 idle days
+    as_of = today + timedelta(days=85)  # quangtri-2026 locks after 90 idle days
     report = ok_json(govmail("daily-mail", "--as-of", as_of.isoformat(), "--json"))
-    due = (date.today() + timedelta(days=90)).isoformat()
+    due = (today + timedelta(days=90)).isoformat()
     assert {"address": person["address"], "action": "lock", "due": due, "idle_days": 85} in report["accounts"]
     assert f"- {person['address']}: khoá từ ngày {due} (không truy cập 85 ngày)" in report["body"]
     assert report["sent_to"] is None

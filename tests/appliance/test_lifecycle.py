@@ -9,7 +9,7 @@ idle days, notify the agency after 180, delete 3 days after the notice).
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from conftest import ok_json, one_line_error
@@ -22,8 +22,15 @@ def unit(new_agency):
     return new_agency("Phòng Kiểm thử Vòng đời", "vd")
 
 
-def run(govmail, unit, days: int, *extra: str) -> dict:
-    as_of = (date.today() + timedelta(days=days)).isoformat()
+@pytest.fixture
+def today() -> date:
+    """The controller's UTC day, read once per test (the hosts count days in UTC): a test that
+    crosses midnight keeps one calendar for all its runs."""
+    return datetime.now(UTC).date()
+
+
+def run(govmail, unit, days: int, *extra: str, today: date) -> dict:
+    as_of = (today + timedelta(days=days)).isoformat()
     return ok_json(govmail("lifecycle", "run", "--agency", unit["abbr"], "--as-of", as_of, "--json", *extra))
 
 
@@ -31,34 +38,36 @@ def actions_for(report: dict, address: str) -> list[str]:
     return [action["action"] for action in report["actions"] if action["address"] == address]
 
 
-def test_idle_mailbox_is_locked_then_announced_then_archived_and_deleted(unit, govmail, login_ok, smtp, mail_host):
+def test_idle_mailbox_is_locked_then_announced_then_archived_and_deleted(
+    unit, today, govmail, login_ok, smtp, mail_host
+):
     person = unit.person("Vũ Thị Vắng Mặt")
     mailbox = person["address"]
     changed = govmail("account", "passwd", mailbox, "--old", person["initial_password"], "--new", NEW_PASSWORD)
     assert changed.returncode == 0, changed.stderr
     assert login_ok(mailbox, NEW_PASSWORD)
 
-    planned = run(govmail, unit, 100, "--dry-run")
+    planned = run(govmail, unit, 100, "--dry-run", today=today)
     assert actions_for(planned, mailbox) == ["lock"]
     assert ok_json(govmail("account", "show", mailbox, "--json"))["status"] == "active", "a dry run changes nothing"
 
-    assert actions_for(run(govmail, unit, 100), mailbox) == ["lock"]
+    assert actions_for(run(govmail, unit, 100, today=today), mailbox) == ["lock"]
     assert ok_json(govmail("account", "show", mailbox, "--json"))["status"] == "locked"
     assert not login_ok(mailbox, NEW_PASSWORD)
-    assert run(govmail, unit, 101)["actions"] == [], "a locked mailbox is not locked twice"
+    assert run(govmail, unit, 101, today=today)["actions"] == [], "a locked mailbox is not locked twice"
 
-    notified = run(govmail, unit, 181)
+    notified = run(govmail, unit, 181, today=today)
     assert actions_for(notified, mailbox) == ["notify"]
     notice = next(action for action in notified["actions"] if action["action"] == "notify")
     assert notice["agency_mailbox"] == unit["agency"]["address"]
-    assert notice["deletion_due"] == (date.today() + timedelta(days=184)).isoformat()
+    assert notice["deletion_due"] == (today + timedelta(days=184)).isoformat()
     found = mail_host.run(f"doveadm search -u {unit['agency']['address']} SUBJECT {mailbox}")
     assert found.rc == 0 and found.stdout.strip(), "the agency mailbox received the notice"
     assert ok_json(govmail("account", "show", mailbox, "--json"))["deletion_notice"]
 
-    assert run(govmail, unit, 183)["actions"] == [], "nothing is deleted before the grace has passed"
+    assert run(govmail, unit, 183, today=today)["actions"] == [], "nothing is deleted before the grace has passed"
 
-    deleted = run(govmail, unit, 184)
+    deleted = run(govmail, unit, 184, today=today)
     assert actions_for(deleted, mailbox) == ["delete"]
     archive = next(action for action in deleted["actions"] if action["action"] == "delete")["archive"]
     listing = mail_host.run(f"tar -tzf {archive}")
@@ -74,20 +83,20 @@ def test_idle_mailbox_is_locked_then_announced_then_archived_and_deleted(unit, g
     assert code == 550, "mail to a deleted mailbox is refused at RCPT"
 
 
-def test_unlock_calls_off_the_deletion(unit, govmail):
+def test_unlock_calls_off_the_deletion(unit, today, govmail):
     person = unit.person("Trịnh Văn Trở Lại")
     mailbox = person["address"]
-    assert actions_for(run(govmail, unit, 181), mailbox) == ["lock", "notify"]
+    assert actions_for(run(govmail, unit, 181, today=today), mailbox) == ["lock", "notify"]
 
     unlocked = ok_json(govmail("account", "unlock", mailbox, "--json"))
     assert unlocked["status"] == "active"
     assert ok_json(govmail("account", "show", mailbox, "--json"))["deletion_notice"] is None
 
-    assert "delete" not in actions_for(run(govmail, unit, 184, "--dry-run"), mailbox)
+    assert "delete" not in actions_for(run(govmail, unit, 184, "--dry-run", today=today), mailbox)
 
 
-def test_agency_mailboxes_are_not_locked_for_inactivity(unit, govmail):
-    report = run(govmail, unit, 400, "--dry-run")
+def test_agency_mailboxes_are_not_locked_for_inactivity(unit, today, govmail):
+    report = run(govmail, unit, 400, "--dry-run", today=today)
     assert actions_for(report, unit["agency"]["address"]) == []
 
 

@@ -14,9 +14,8 @@ import subprocess
 import clients
 import pytest
 import yaml
-from conftest import MAIL_CONTAINER, PROJECT_DIR, make_message
+from conftest import BACKUP_CONTAINER, MAIL_CONTAINER, PROJECT_DIR, make_message
 
-BACKUP_CONTAINER = MAIL_CONTAINER.replace("mail1", "backup1")
 ENDPOINTS = {"node": 9100, "postfix": 9154, "dovecot": 9900}
 # published by the backup role once it exists (docs/monitoring/alerts.yml names it already)
 NOT_YET = {"govmail_backup_last_success_timestamp_seconds"}
