@@ -1,7 +1,8 @@
 """Backups of a host that holds data, with a manifest that proves what each archive holds (O1).
 
-This module runs **on the backed-up host** (the directory + mail store host), installed there by
-``roles/backup`` as ``govmail-backup`` (the govmail package's wheel of ``roles/lifecycle``), started
+This module runs **on each backed-up host** (the directory + mail store host, and each webmail
+host: playbooks/backup.yml, ``backup_client_groups``), installed there by ``roles/backup`` as
+``govmail-backup`` (the govmail package's wheel of ``roles/lifecycle``), started
 daily by ``govmail-backup.timer`` and by ``govmail backup run`` from the controller. It uses only
 the standard library, restic and the host's own tools (``slapcat``, ``doveadm``, ``sendmail``).
 
@@ -16,8 +17,10 @@ One run (``run``):
    unchanged message keeps its ctime, so neither restic nor the manifest reads it again. The
    directory is exported with ``slapcat`` while slapd runs (back-mdb reads are consistent):
    ``directory/data.ldif`` (the suffix) and ``directory/config.ldif`` (cn=config), removed with
-   the manifest after the run. On the host that runs the webmail's shared PostgreSQL database
-   (config ``postgresql_databases``), each database is dumped too: ``database/<name>.pgdump``
+   the manifest after the run. A host without a mail store (``vmail_dir`` empty: a webmail host)
+   stages no mail, one without the directory (``base_dn`` empty) exports none. On the host that
+   runs the webmail's shared PostgreSQL database (config ``postgresql_databases``), each
+   database is dumped too: ``database/<name>.pgdump``
    (:func:`dump_databases`); on the single webmail host, Roundcube's SQLite database (config
    ``sqlite_databases``) is copied with SQLite's online backup while Roundcube runs:
    ``database/<name>.sqlite3`` (:func:`stage_sqlite`). ``restore --all`` and ``restore
@@ -44,6 +47,7 @@ Configuration: ``/etc/govmail/backup.json`` (written by the role), keys ``host``
 ``repository`` (``rest:https://...``), ``username``, ``password_file``,
 ``repository_password_file``, ``ca_certificate``, ``vmail_dir``, ``mailbox_layout``, ``base_dn``,
 ``staging_dir``, ``paths`` (list), ``operators`` (address told of a failure), optional
+``relay`` (``host:port`` of the MX a host without Postfix mails that failure to), optional
 ``postgresql_databases`` (list of names dumped with pg_dump), optional ``sqlite_databases``
 (``{name: path of the live SQLite file}``), optional ``valkey`` (``host:port`` of the filter's
 Valkey on this host; empty: none).
@@ -64,8 +68,10 @@ import hashlib
 import json
 import os
 import shutil
+import smtplib
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -771,19 +777,21 @@ def run(config: Config) -> dict[str, Any]:
     for leftover in [p for p in staging.iterdir() if p.name != "vmail"]:
         _remove_path(leftover)
     try:
-        print("govmail-backup: staging the mailboxes", file=sys.stderr, flush=True)
         started = time.monotonic()
-        linked = stage_mailboxes(Path(config["vmail_dir"]), staging / "vmail")
-        started = _phase("staging", started, f" ({linked} files linked)")
-        directory = staging / "directory"
-        directory.mkdir(mode=0o700)
-        for arguments, name in ((["-b", config["base_dn"]], "data.ldif"), (["-n", "0"], "config.ldif")):
-            completed = subprocess.run(
-                ["slapcat", *arguments, "-l", str(directory / name)], capture_output=True, text=True, check=False
-            )
-            if completed.returncode != 0:
-                raise BackupError(f"slapcat {' '.join(arguments)} failed: {completed.stderr.strip()[-200:]}")
-        started = _phase("directory export", started)
+        if config["vmail_dir"]:  # a mail store host (a webmail host has none: "")
+            print("govmail-backup: staging the mailboxes", file=sys.stderr, flush=True)
+            linked = stage_mailboxes(Path(config["vmail_dir"]), staging / "vmail")
+            started = _phase("staging", started, f" ({linked} files linked)")
+        if config["base_dn"]:  # a directory host
+            directory = staging / "directory"
+            directory.mkdir(mode=0o700)
+            for arguments, name in ((["-b", config["base_dn"]], "data.ldif"), (["-n", "0"], "config.ldif")):
+                completed = subprocess.run(
+                    ["slapcat", *arguments, "-l", str(directory / name)], capture_output=True, text=True, check=False
+                )
+                if completed.returncode != 0:
+                    raise BackupError(f"slapcat {' '.join(arguments)} failed: {completed.stderr.strip()[-200:]}")
+            started = _phase("directory export", started)
         if config.data.get("postgresql_databases"):
             dump_databases(config.data["postgresql_databases"], staging / "database")
             started = _phase("database export", started)
@@ -878,12 +886,31 @@ def _remove_path(path: Path) -> None:
 # --- restore ---------------------------------------------------------------------------------
 
 
+#: ``--archive near:<ISO-8601>``: this host's archive made closest to that moment. A whole restore
+#: (playbooks/restore.yml) chooses an archive of the directory host; each other client (a webmail
+#: host) restores its own archive of the same night, made by its own timer minutes apart.
+NEAR = "near:"
+
+
 def _resolve(config: Config, archive: str) -> str:
+    """The full short name of ``archive``: a name or its prefix, ``latest``, or ``near:<ISO-8601>``
+    (:data:`NEAR`); :class:`BackupError` naming the latest archives when none matches."""
     archives = list_archives(config)
     if not archives:
         raise BackupError(f"the repository {config['repository'].split('@')[-1]} holds no archive yet")
     if archive == "latest":
         return archives[-1]["archive"]
+    if archive.startswith(NEAR):
+        try:
+            moment = datetime.fromisoformat(archive.removeprefix(NEAR).replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+        except ValueError:
+            raise BackupError(f"--archive {archive}: give near: and a time such as 2026-12-01T01:35:00Z") from None
+        return min(
+            archives,
+            key=lambda a: abs((datetime.fromisoformat(a["time"].replace("Z", "+00:00")) - moment).total_seconds()),
+        )["archive"]
     for item in archives:
         if item["archive"] == archive or item["archive"].startswith(archive):
             return item["archive"]
@@ -1543,8 +1570,29 @@ def verify(config: Config, archive: str, *, live: bool = False) -> dict[str, Any
 # --- failure report --------------------------------------------------------------------------
 
 
+SENDMAIL = "/usr/sbin/sendmail"
+
+
+def _send_over_smtp(relay: str, message: EmailMessage, ca_certificate: str) -> None:
+    """Hand ``message`` to the MX at ``relay`` (``host:port``, port 25) over STARTTLS verified
+    against the internal CA, with the null reverse-path (RFC 5321 §4.5.5: a notice that must not
+    cause one back; port 25 accepts it where it refuses unauthenticated senders of the province's
+    domain). For a client without Postfix (a webmail host). Raises :class:`BackupError`."""
+    host, _, port = relay.rpartition(":")
+    context = ssl.create_default_context(cafile=ca_certificate)
+    try:
+        with smtplib.SMTP(host, int(port), local_hostname=socket.getfqdn(), timeout=30) as smtp:
+            smtp.starttls(context=context)
+            smtp.send_message(message, from_addr="<>", to_addrs=[str(message["To"])])
+    except (OSError, smtplib.SMTPException, ValueError) as exc:
+        raise BackupError(f"the MX {relay} did not take the failure mail: {exc}") from None
+
+
 def notify_failure(config: Config) -> str:
-    """Mail the operators the end of the failed run's journal; returns the recipient."""
+    """Mail the operators the end of the failed run's journal; returns the recipient.
+
+    Through the host's Postfix (``/usr/sbin/sendmail``) where it has one, else to the MX named by
+    ``relay`` in the configuration (:func:`_send_over_smtp`). Raises :class:`BackupError`."""
     journal = subprocess.run(
         ["journalctl", "--unit", "govmail-backup.service", "--lines", "30", "--no-pager", "--output", "short-iso"],
         capture_output=True, text=True, check=False,
@@ -1556,8 +1604,11 @@ def notify_failure(config: Config) -> str:
     message["Date"] = formatdate(localtime=True)
     message["Message-ID"] = make_msgid(domain=config.data.get("domain"))
     message.set_content(f"The backup of {config['host']} to {config['repository'].split('@')[-1]} failed.\n\n{journal}")
+    if not Path(SENDMAIL).exists() and config.data.get("relay"):
+        _send_over_smtp(config.data["relay"], message, config["ca_certificate"])
+        return config["operators"]
     completed = subprocess.run(
-        ["/usr/sbin/sendmail", "-i", "-f", message["From"], config["operators"]],
+        [SENDMAIL, "-i", "-f", message["From"], config["operators"]],
         input=message.as_bytes(), capture_output=True, check=False,
     )  # fmt: skip
     if completed.returncode != 0:
@@ -1580,6 +1631,28 @@ def _print(value: Any, as_json: bool) -> None:
         print(json.dumps(value, ensure_ascii=False))
 
 
+def restore_all(config: Config, archive: str) -> dict[str, Any]:
+    """Everything this host's archive holds back in place (``restore --all``; playbooks/restore.yml).
+
+    The directory (:func:`restore_directory`) on a directory host (``base_dn`` set), every
+    mailbox (:func:`restore`) on a mail store host (``vmail_dir`` set), then on every client the
+    files (:func:`restore_files`), the webmail databases this host runs
+    (:func:`restore_databases`) and the filter's state (:func:`restore_filter`). Returns
+    ``{"archive": NAME, "mailboxes": [...], "directory": {"entries": N, "changed": bool} | None,
+    "files": {...}, "databases": [...], "filter": {"archived", "keys", "changed"}}``; ``mailboxes``
+    is ``[]`` and ``directory`` ``None`` on a host that holds neither (a webmail host). Raises
+    :class:`BackupError`.
+    """
+    name = _resolve(config, archive)
+    directory = restore_directory(config, name)["directory"] if config["base_dn"] else None
+    mail = restore(config, name, None) if config["vmail_dir"] else {"archive": name, "mailboxes": []}
+    files = restore_files(config, name)
+    databases = restore_databases(config, name)["databases"]
+    filter_state = restore_filter(config, name)
+    filter_state.pop("archive")
+    return {**mail, "directory": directory, "files": files, "databases": databases, "filter": filter_state}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="govmail-backup", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=CONFIG_FILE, help=f"configuration file (default {CONFIG_FILE})")
@@ -1589,7 +1662,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("init", help="create the repository unless it exists")
     commands.add_parser("notify-failure", help="mail the operators that the last run failed")
     restore_parser = commands.add_parser("restore", help="restore mailboxes from an archive")
-    restore_parser.add_argument("--archive", default="latest")
+    restore_parser.add_argument(
+        "--archive",
+        default="latest",
+        help="NAME (or its prefix), latest, or near:ISO-8601 (the archive closest to that time)",
+    )
     target = restore_parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--all", action="store_true")
     target.add_argument("--mailbox", action="append")
@@ -1622,14 +1699,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "restore" and args.filter:
             _print(restore_filter(config, args.archive), True)
         elif args.command == "restore" and args.all:
-            directory = restore_directory(config, args.archive)
-            mail = restore(config, directory["archive"], None)
-            files = restore_files(config, directory["archive"])
-            databases = restore_databases(config, directory["archive"])["databases"]
-            filter_state = restore_filter(config, directory["archive"])
-            filter_state.pop("archive")
-            _print({**mail, "directory": directory["directory"], "files": files, "databases": databases,
-                    "filter": filter_state}, True)  # fmt: skip
+            _print(restore_all(config, args.archive), True)
         elif args.command == "restore":
             _print(
                 restore(config, args.archive, None if args.all else args.mailbox, into_folder=args.into_folder), True

@@ -20,8 +20,9 @@ Phases (each on stderr as it starts and ends; durations in the report):
    report's verdict does not wait for a restore that cannot be right).
 1. ``create``: network and containers (leftovers of an earlier drill with the same prefix are
    removed first; nothing else is touched).
-2. ``copy``: the directory host's repository is copied (read-only ``tar``) from the site's backup
-   host into the drill's backup container, at the same path.
+2. ``copy``: the backup clients' repositories (the directory host's, and each webmail host's:
+   :meth:`govmail.inventory.Site.backup_clients`) are copied (read-only ``tar``) from the site's
+   backup host into the drill's backup container, at the same path.
 3. ``restore``: ``ansible-playbook playbooks/restore.yml`` (log: ``<report>/restore.log``).
 4. ``verify``: ``govmail-backup verify --live`` on the restored host: every mailbox's and folder's
    messages (SHA-256 of each) and the directory's entries against the archive's manifest.
@@ -201,7 +202,10 @@ class Drill:
     def copy_repository(self) -> None:
         server_dir = str(self.site.value("backup_server_dir") or self._role_default("backup_server_dir"))
         source = remote.host_runner(self.site, self.backup_host)
-        command = ["tar", "-C", server_dir, "-cf", "-", self.directory_host]
+        # every client's repository: the directory host's, and each webmail host's, whose own
+        # archive of the same night restore.yml puts back there (a client never backed up has none)
+        clients = list(dict.fromkeys([self.directory_host, *self.site.backup_clients()]))
+        command = ["tar", "-C", server_dir, "--ignore-failed-read", "-cf", "-", *clients]
         reader_argv = [*source.prefix, shlex.join(command)] if source.prefix[0] == "ssh" else [*source.prefix, *command]
         target = self.container(self.backup_host)
         _docker("exec", target, "mkdir", "-p", server_dir)
@@ -213,7 +217,7 @@ class Drill:
             reader.wait()
         if reader.returncode != 0 or writer.returncode != 0:
             raise DrillError(
-                f"cannot copy {server_dir}/{self.directory_host} from {source.description}: "
+                f"cannot copy the repositories {', '.join(clients)} in {server_dir} from {source.description}: "
                 f"{(reader.stderr.read() if reader.stderr else b'').decode(errors='replace').strip()[-200:]}"
                 f"{writer.stderr.decode(errors='replace').strip()[-200:]}"
             )

@@ -426,7 +426,8 @@ def backup_checks(
     runner_for: Callable[[Site, str], remote.Runner] | None = None,
     now: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Backup age per client (the hosts playbooks/backup.yml backs up: ``ldap`` and ``mailstore``),
+    """Backup age per client (the hosts playbooks/backup.yml backs up:
+    :meth:`govmail.inventory.Site.backup_clients`, the directory host and each webmail host),
     from what ``govmail backup list`` reads there (``govmail-backup list --json``: the client's
     restic snapshots). Nothing when the site has no ``backup`` host. An unreadable list is critical.
     Thresholds: ``govmail_check_backup_warning_hours`` / ``_critical_hours`` (the inventory)."""
@@ -436,7 +437,7 @@ def backup_checks(
     runner_for = runner_for or (lambda site_, host: remote.host_runner(site_, host))
     now = now or dt.datetime.now(dt.UTC)
     rows = []
-    for host in dict.fromkeys([*site.hosts("ldap"), *site.hosts("mailstore")]):
+    for host in site.backup_clients():
         try:
             completed = runner_for(site, host).run([BACKUP_PROGRAM, "list", "--json"])
             archives = json.loads(completed.stdout) if completed.returncode == 0 else None

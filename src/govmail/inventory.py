@@ -29,6 +29,8 @@ from .project import find_project_dir
 # Where the shared facts (domain, base DN, quotas, mail root, limits, policy profile, sockets)
 # have their documented defaults: the defaults-only role every play of the appliance lists first.
 SHARED_DEFAULTS = Path("roles") / "govmail" / "defaults" / "main.yml"
+# The backup role's defaults: which groups' hosts are backup clients (backup_client_groups).
+BACKUP_DEFAULTS = Path("roles") / "backup" / "defaults" / "main.yml"
 
 
 _PLUGIN_DIRS = {"filter": "plugins/filter", "lookup": "plugins/lookup"}  # as in the project's ansible.cfg
@@ -191,6 +193,17 @@ class Site:
             raise InventoryError(
                 f"{name} in inventory {self.inventory_dir} cannot be templated: {_one_line(exc)}"
             ) from None
+
+    def backup_clients(self) -> list[str]:
+        """The hosts that back themselves up (playbooks/backup.yml): every host of the groups in
+        ``backup_client_groups`` (the inventory's, else roles/backup/defaults/main.yml's), in
+        inventory order, each once. ``[]`` when the site has no ``backup`` host."""
+        if not self.hosts("backup"):
+            return []
+        groups = self.value("backup_client_groups")
+        if groups is None:
+            groups = self.load_yaml(self.project_dir / BACKUP_DEFAULTS)["backup_client_groups"]
+        return list(dict.fromkeys(host for group in groups for host in self.hosts(str(group))))
 
     def value(self, name: str, default: Any = None) -> Any:
         """``name`` for the site (templated for its first directory host); ``default`` if unset."""

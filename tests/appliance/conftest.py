@@ -35,6 +35,10 @@ OFFSET = int(os.environ.get("GOVMAIL_PORT_OFFSET", contract.LAB_PORT_OFFSET))
 SECRETS_DIR = os.environ.get("GOVMAIL_SECRETS_DIR") or None
 MAIL_CONTAINER = os.environ.get("GOVMAIL_MAIL_CONTAINER", "govmail-lab-mail1")
 BACKUP_CONTAINER = os.environ.get("GOVMAIL_BACKUP_CONTAINER", MAIL_CONTAINER.replace("mail1", "backup1"))
+# A second webmail host, where the stack has one (molecule/default's verifier env): its 443 on
+# 127.0.0.1 and its container. A webmail host is a backup client of its own (its logs).
+WEB2_PORT = os.environ.get("GOVMAIL_WEB2_HTTPS_PORT")
+WEB2_CONTAINER = os.environ.get("GOVMAIL_WEB2_CONTAINER")
 
 # The nightly timers whose runs would change what a test compares while the session runs: a
 # backup at 01:30 (roles/backup) becomes the newest archive that test_check and test_daily_mail
@@ -44,6 +48,7 @@ BACKUP_CONTAINER = os.environ.get("GOVMAIL_BACKUP_CONTAINER", MAIL_CONTAINER.rep
 NIGHTLY_TIMERS = {
     MAIL_CONTAINER: ("govmail-backup.timer",),
     BACKUP_CONTAINER: ("govmail-backup-prune.timer",),
+    **({WEB2_CONTAINER: ("govmail-backup.timer",)} if WEB2_CONTAINER else {}),
 }
 
 

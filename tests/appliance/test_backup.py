@@ -18,7 +18,7 @@ import clients
 import pytest
 import testinfra
 from clients import wait_for
-from conftest import BACKUP_CONTAINER, mailbox_dn, make_message, ok_json, wait_copied
+from conftest import BACKUP_CONTAINER, WEB2_CONTAINER, mailbox_dn, make_message, ok_json, wait_copied
 from test_learning import learned, teach_spam
 
 FOLDER = "Báo cáo 2025"  # a folder with Vietnamese letters and a space: stored in modified UTF-7
@@ -173,21 +173,52 @@ def test_restore_into_a_folder_leaves_newer_mail_alone_and_twice_adds_nothing(
 
 
 def test_backup_that_cannot_reach_the_backup_host_fails_in_the_journal(mail_host, backup_host):
+    """On the mail host (mailed through its own Postfix) and on a webmail host of its own, which
+    has no Postfix and hands the failure mail to the MX over STARTTLS (govmail.backup.notify_failure)."""
+    hosts = [mail_host, *([testinfra.get_host(f"docker://{WEB2_CONTAINER}")] if WEB2_CONTAINER else [])]
     backup_host.run_test("systemctl stop restic-rest-server")
     try:
-        result = mail_host.run("systemctl start govmail-backup.service")
-        assert result.rc != 0
-        assert mail_host.run("systemctl is-failed govmail-backup.service").stdout.strip() == "failed"
-        journal = mail_host.run("journalctl -u govmail-backup.service --no-pager -n 20").stdout
-        assert "govmail-backup: restic" in journal
-        wait_for(
-            lambda: "told " in mail_host.run("journalctl -u govmail-backup-failed.service --no-pager -n 5").stdout,
-            timeout=30,
-            what="the operators' failure mail",
-        )
+        for host in hosts:
+            result = host.run("systemctl start govmail-backup.service")
+            assert result.rc != 0
+            assert host.run("systemctl is-failed govmail-backup.service").stdout.strip() == "failed"
+            journal = host.run("journalctl -u govmail-backup.service --no-pager -n 20").stdout
+            assert "govmail-backup: restic" in journal
+        for host in hosts:
+            wait_for(
+                lambda host=host: "told postmaster@" in host.run(
+                    "journalctl -u govmail-backup-failed.service --no-pager -n 5").stdout,
+                timeout=30,
+                what="the operators' failure mail",
+            )  # fmt: skip
     finally:
         backup_host.run_test("systemctl start restic-rest-server")
-        mail_host.run("systemctl reset-failed govmail-backup.service")
+        for host in hosts:
+            host.run("systemctl reset-failed govmail-backup.service")
+
+
+@pytest.fixture(scope="module")
+def web2_host():
+    if not WEB2_CONTAINER:
+        pytest.skip("the stack has no webmail host of its own (GOVMAIL_WEB2_CONTAINER)")
+    return testinfra.get_host(f"docker://{WEB2_CONTAINER}")
+
+
+def test_a_webmail_host_archives_its_own_logs_and_its_credential_cannot_delete_them(web2_host):
+    """A webmail host of its own is a backup client (O2: its logs are in the backup): no mail, no
+    directory, its nginx log; its own credential is refused deletion like the mail host's."""
+    backed_up = web2_host.run("govmail-backup run --json")
+    assert backed_up.rc == 0, backed_up.stderr
+    report = json.loads(backed_up.stdout)
+    assert (report["mailboxes"], report["messages"]) == (0, 0)
+    listed = web2_host.run(f"govmail-backup restic ls {report['archive']} /var/log/nginx")
+    assert listed.rc == 0, listed.stderr
+    assert "/var/log/nginx/access.log" in listed.stdout.splitlines()
+    assert "/var/vmail" not in web2_host.run(f"govmail-backup restic ls {report['archive']}").stdout
+    before = [a["archive"] for a in json.loads(web2_host.run("govmail-backup list --json").stdout)]
+    refused = web2_host.run(f"govmail-backup restic forget {report['archive']}")
+    assert "403 Forbidden" in refused.stderr
+    assert [a["archive"] for a in json.loads(web2_host.run("govmail-backup list --json").stdout)] == before
 
 
 def test_undelete_brings_back_an_expunged_message(govmail, imaps, alice):

@@ -34,7 +34,17 @@ import clients
 import pytest
 import testinfra
 from clients import wait_for
-from conftest import MAIL_CONTAINER, OFFSET, PROJECT_DIR, SECRETS_DIR, _govmail_command, make_message, ok_json
+from conftest import (
+    MAIL_CONTAINER,
+    OFFSET,
+    PROJECT_DIR,
+    SECRETS_DIR,
+    WEB2_CONTAINER,
+    WEB2_PORT,
+    _govmail_command,
+    make_message,
+    ok_json,
+)
 from test_backup import OUTSIDER, open_imaps, snapshot_of
 from test_learning import learned, teach_spam
 from test_webmail_database_backup import in_container, rows_of, webmail_database, write_contact_and_identity
@@ -115,6 +125,25 @@ def start(request: pytest.FixtureRequest) -> dict:
     }
     archive = ok_json(govmail("backup", "run", "--json"))["archive"]
     secrets = secrets_files(Path(SECRETS_DIR)) if SECRETS_DIR else None
+    # a request only the second webmail host logged, then its own archive (a backup client of its
+    # own, O2): restore.yml puts that archive's logs back on the drill's web2
+    web2 = None
+    if WEB2_CONTAINER and WEB2_PORT:
+        marker = f"/drill-log-{tag}"
+        logged = ssl.create_default_context()
+        logged.check_hostname, logged.verify_mode = False, ssl.CERT_NONE  # a log line, not a TLS test
+        with (
+            socket.create_connection(("127.0.0.1", int(WEB2_PORT)), timeout=30) as raw,
+            logged.wrap_socket(raw) as conn,
+        ):
+            conn.sendall(f"GET {marker} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n".encode())
+            assert conn.recv(64).startswith(b"HTTP/1.1 ")
+        access_log = "/var/log/nginx/access.log"
+        wait_for(lambda: in_container(WEB2_CONTAINER, 'grep -qF -- "$1" "$2"', marker, access_log).returncode == 0,
+                 what="web2's access log line")  # fmt: skip
+        backed_up = in_container(WEB2_CONTAINER, "govmail-backup run --json")
+        assert backed_up.returncode == 0, backed_up.stderr
+        web2 = {"archive": json.loads(backed_up.stdout)["archive"], "marker": marker}
     # the archive's dump lists the rows (SQLite: test_webmail_database_backup)
     if webmail and database["type"] == "pgsql":
         listed = in_container(MAIL_CONTAINER, 'govmail-backup restic dump "$1" "$2" | pg_restore --data-only --file=-',
@@ -128,7 +157,7 @@ def start(request: pytest.FixtureRequest) -> dict:
                                    cwd=PROJECT_DIR, env=cli_env)  # fmt: skip
     return {"archive": archive, "process": process, "stdout": stdout, "stderr": stderr, "before": before,
             "learned": taught, "secrets": secrets, "usage": usage, "webmail": webmail, "env": cli_env,
-            "reports": reports}  # fmt: skip
+            "reports": reports, "web2": web2}  # fmt: skip
 
 
 def stop(started: dict) -> None:
@@ -323,6 +352,23 @@ def test_the_usage_roll_ups_come_back_in_place_and_the_old_logs_beside_the_new(d
     journals = subprocess.run(["docker", "exec", restored_host, "find", logs, "-name", "*.journal"],
                               capture_output=True, text=True, check=False)  # fmt: skip
     assert journals.returncode == 0 and journals.stdout.strip(), f"no journal of the old host in {logs}"
+
+
+def test_a_webmail_host_s_own_logs_come_back_from_its_own_archive_beside_the_new_ones(drill):
+    """The second webmail host backs itself up (roles/backup's client on every webmail host); a
+    whole restore puts its archive of the same night back there (restore.yml, restore-client)."""
+    web2 = drill["web2"]
+    if not web2:
+        pytest.skip("the stack has no webmail host of its own (GOVMAIL_WEB2_CONTAINER, GOVMAIL_WEB2_HTTPS_PORT)")
+    restored = f"{PREFIX}-{WEB2_CONTAINER}"  # <prefix>-<inventory host name>
+    logs = f"/var/log/govmail-restored/{web2['archive']}/var/log/nginx"
+    found = in_container(restored, 'grep -rlF -- "$1" "$2"', web2["marker"], logs)
+    assert found.returncode == 0 and found.stdout.strip(), f"{web2['marker']} is not in {logs} on {restored}"
+    # the new host's own log never saw that request
+    assert in_container(restored, 'grep -cF -- "$1" /var/log/nginx/access.log', web2["marker"]).stdout.strip() in (
+        "",
+        "0",
+    )
 
 
 def test_the_webmail_s_personal_contact_and_signature_are_archived_and_come_back(drill):

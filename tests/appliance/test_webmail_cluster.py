@@ -22,13 +22,11 @@ import uuid
 
 import pytest
 import yaml
-from conftest import BACKUP_CONTAINER, MAIL_CONTAINER, PROJECT_DIR, SECRETS_DIR
+from conftest import BACKUP_CONTAINER, MAIL_CONTAINER, PROJECT_DIR, SECRETS_DIR, WEB2_CONTAINER, WEB2_PORT
 from test_webmail_browser import Person, browser, browser_home, person, webmail_url  # noqa: F401 (fixtures)
 
 from govmail import contract
 
-WEB2_PORT = os.environ.get("GOVMAIL_WEB2_HTTPS_PORT")
-WEB2_CONTAINER = os.environ.get("GOVMAIL_WEB2_CONTAINER")
 DATABASE_CONTAINER = os.environ.get("GOVMAIL_DATABASE_CONTAINER", MAIL_CONTAINER)
 CA = "/etc/ssl/govmail/ca.crt"  # roles/govmail defaults govmail_tls_ca_certificate, on every host
 

@@ -59,8 +59,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project checkout with the lab inventory and a provisioned lab's secrets."""
     root = tmp_path / "checkout"
     write(root / "playbooks" / "site.yml", "---\n- name: Nothing\n  hosts: all\n  tasks: []\n")
-    # The real shared defaults and plugins: the CLI reads inventories through Ansible with them.
-    for part in ("ansible.cfg", "plugins", "roles/govmail"):
+    # The real shared defaults and plugins: the CLI reads inventories through Ansible with them
+    # (and the backup role's defaults: which groups are backup clients).
+    for part in ("ansible.cfg", "plugins", "roles/govmail", "roles/backup/defaults"):
         source = REPOSITORY / part
         (shutil.copytree if source.is_dir() else shutil.copy)(source, root / part)
     inventory = root / "inventories" / "lab"

@@ -515,3 +515,68 @@ def test_a_sqlite_restore_does_not_count_sessions_the_garbage_collection_removed
         connection.execute("DELETE FROM contacts")
     assert backup.restore_sqlite(archived, roundcube_db) is True
     assert rows(roundcube_db, "SELECT sess_id FROM session") == [("old",)]
+
+
+CONFIG = {
+    "host": "mail1", "domain": "quangtri.gov.vn", "repository": "rest:https://backup1:8000/mail1/",
+    "username": "mail1", "password_file": "/etc/govmail/backup-client.password",
+    "repository_password_file": "/etc/govmail/backup-repository.password",
+    "ca_certificate": "/etc/ssl/govmail/ca.crt", "vmail_dir": "/var/vmail", "base_dn": "dc=quangtri,dc=gov,dc=vn",
+    "staging_dir": "/var/backups/govmail/staging", "paths": ["/etc", "/var/log"],
+    "operators": "postmaster@quangtri.gov.vn",
+}  # fmt: skip
+
+ARCHIVES = [
+    {"archive": "aaaa1111", "time": "2026-11-30T01:41:02.123456789Z", "mailboxes": 3, "messages": 9},
+    {"archive": "bbbb2222", "time": "2026-12-01T01:33:40.5Z", "mailboxes": 3, "messages": 9},
+    {"archive": "cccc3333", "time": "2026-12-01T09:00:00Z", "mailboxes": 3, "messages": 9},
+]
+
+
+@pytest.mark.parametrize(
+    ("archive", "expected"),
+    [("latest", "cccc3333"), ("bbbb", "bbbb2222"), ("near:2026-12-01T01:52:10Z", "bbbb2222"),
+     ("near:2026-11-30T01:40:00+00:00", "aaaa1111"), ("near:2026-12-01T08:00:00", "cccc3333")],
+)  # fmt: skip
+def test_an_archive_is_named_latest_by_its_prefix_or_by_the_time_nearest_to_it(monkeypatch, archive, expected):
+    """near:TIME: another client's archive of the same night (playbooks/restore.yml, restore-client)."""
+    monkeypatch.setattr(backup, "list_archives", lambda config: ARCHIVES)
+    assert backup._resolve(backup.Config(CONFIG), archive) == expected
+
+
+def test_a_bad_near_time_is_named(monkeypatch):
+    monkeypatch.setattr(backup, "list_archives", lambda config: ARCHIVES)
+    with pytest.raises(BackupError, match=r"--archive near:yesterday: give near: and a time"):
+        backup._resolve(backup.Config(CONFIG), "near:yesterday")
+
+
+def test_restore_all_on_a_webmail_host_touches_no_directory_and_no_mailbox(monkeypatch):
+    """A host without ``base_dn`` and ``vmail_dir`` (a webmail host) gets its files and database back only."""
+    calls = []
+    monkeypatch.setattr(backup, "list_archives", lambda config: ARCHIVES)
+    for name in ("restore_directory", "restore"):
+        monkeypatch.setattr(backup, name, lambda *args, name=name, **kwargs: calls.append(name))
+    monkeypatch.setattr(
+        backup, "restore_files", lambda config, name: {"data_files": 0, "logs": f"/x/{name}", "logs_changed": True}
+    )
+    monkeypatch.setattr(backup, "restore_databases", lambda config, name: {"archive": name, "databases": []})
+    monkeypatch.setattr(
+        backup, "restore_filter", lambda config, name: {"archive": name, "archived": False, "keys": 0, "changed": False}
+    )
+    result = backup.restore_all(backup.Config({**CONFIG, "vmail_dir": "", "base_dn": ""}), "near:2026-12-01T01:40:00Z")
+    assert calls == []
+    assert result == {"archive": "bbbb2222", "mailboxes": [], "directory": None,
+                      "files": {"data_files": 0, "logs": "/x/bbbb2222", "logs_changed": True}, "databases": [],
+                      "filter": {"archived": False, "keys": 0, "changed": False}}  # fmt: skip
+
+
+def test_a_host_without_postfix_mails_a_failed_backup_to_the_mx(monkeypatch):
+    sent = []
+    monkeypatch.setattr(backup, "SENDMAIL", "/nonexistent/sendmail")
+    monkeypatch.setattr(backup, "_send_over_smtp", lambda relay, message, ca: sent.append((relay, message, ca)))
+    monkeypatch.setattr(backup.subprocess, "run", lambda *a, **k: type("R", (), {"stdout": "journal line\n"})())
+    config = backup.Config({**CONFIG, "host": "web2", "relay": "mail1:25"})
+    assert backup.notify_failure(config) == CONFIG["operators"]
+    ((relay, message, ca),) = sent
+    assert (relay, ca) == ("mail1:25", CONFIG["ca_certificate"])
+    assert message["Subject"] == "[govmail] backup of web2 FAILED" and "journal line" in message.get_content()

@@ -41,6 +41,30 @@ def test_with_two_webmail_hosts_the_database_host_dumps_postgresql_and_nobody_st
     assert backup_json(site, "web2")["postgresql_databases"] == []
 
 
+def test_a_webmail_host_is_a_client_that_archives_its_logs_and_etc_but_no_mail_directory_or_data(tmp_path):
+    """A webmail host of its own backs up its logs (O2) and /etc; it stages no mailbox, exports no
+    directory, and mails a failed run to the first MX (it has no Postfix)."""
+    inventory = tmp_path / "inventories" / "two-webmail"
+    shutil.copytree(REPOSITORY / "inventories" / "lab", inventory)
+    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
+    hosts["all"]["hosts"]["web2"] = dict(hosts["all"]["hosts"]["mail1"], ansible_host="govmail-lab-web2")
+    hosts["all"]["children"]["webmail"]["hosts"]["web2"] = None
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    site = Site(inventory, REPOSITORY)
+    assert site.backup_clients() == ["mail1", "web2"]
+    web2, mail1 = backup_json(site, "web2"), backup_json(site, "mail1")
+    assert (web2["vmail_dir"], web2["base_dn"], web2["data_paths"]) == ("", "", [])
+    assert web2["paths"] == ["/etc", "/var/log"]
+    assert web2["repository"].endswith("/web2/") and web2["username"] == "web2"
+    assert web2["relay"] == "mail1:25"
+    assert mail1["vmail_dir"] == "/var/vmail" and mail1["base_dn"] and len(mail1["data_paths"]) == 2
+
+
+def test_backup_client_groups_of_the_inventory_decide_the_clients(tmp_path):
+    site = lab_with(tmp_path, "---\nbackup_client_groups: [ldap]\n")
+    assert site.backup_clients() == ["mail1"]
+
+
 def lab_with(tmp_path, overrides: str) -> Site:
     """The lab's inventory with ``overrides`` (YAML) in group_vars/all."""
     inventory = tmp_path / "inventories" / "lab-copy"

@@ -417,6 +417,12 @@ def test_the_backup_age_is_judged_by_the_inventorys_hours(project, hours, status
     assert rows[0]["detail"].startswith(f"latest archive 5e6f7a8b is {hours:.1f} hours old")
 
 
+def test_each_webmail_host_s_backup_age_is_judged_too(project):
+    site = _site(project, "    webmail: {hosts: {web2: }}\n")
+    rows = health.backup_checks(site, lambda _, host: FakeRunner(host, {}), now=NOW_BACKUP)
+    assert [(row["host"], row["check"]) for row in rows] == [("mail1", "backup age"), ("web2", "backup age")]
+
+
 def test_a_client_without_archives_or_whose_list_fails_is_critical(project):
     site = _site(project)
     none = health.backup_checks(site, lambda _, host: FakeRunner(host, {}, archives=[]), now=NOW_BACKUP)

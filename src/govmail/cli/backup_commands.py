@@ -27,13 +27,36 @@ backup_app = typer.Typer(
 app.add_typer(backup_app, name="backup")
 
 
-def _host_json(command: list[str], inventory: str | None, *, progress: bool = False) -> Any:
-    """Run ``govmail-backup COMMAND`` on the directory host and read its JSON answer.
+HostOption = Annotated[
+    str | None,
+    typer.Option(
+        "--host",
+        help="A backup client of the site (a host of backup_client_groups, e.g. a webmail host; "
+        "default: the directory host).",
+        show_default=False,
+    ),
+]
 
-    Raises :class:`BackupError` with the host's one-line error when it fails.
+
+def _host_json(command: list[str], inventory: str | None, *, progress: bool = False, host: str | None = None) -> Any:
+    """Run ``govmail-backup COMMAND`` on the directory host (or the backup client ``host``) and
+    read its JSON answer.
+
+    Raises :class:`BackupError` with the host's one-line error when it fails, and when ``host``
+    is not one of the site's backup clients (:meth:`govmail.inventory.Site.backup_clients`).
     """
     _, inventory_dir = _inventory(inventory)
-    runner = remote.directory_host(inventory_dir)
+    if host is None:
+        runner = remote.directory_host(inventory_dir)
+    else:
+        site = Site(inventory_dir)
+        clients = site.backup_clients()
+        if host not in clients:
+            raise BackupError(
+                f"--host {host} is not a backup client of {inventory_dir.name} "
+                f"(its clients: {', '.join(clients) or 'none'}): give one of them"
+            )
+        runner = remote.host_runner(site, host)
     completed = runner.run(["govmail-backup", *command], progress=progress)
     if completed.returncode == 0:
         try:
@@ -49,12 +72,13 @@ def _host_json(command: list[str], inventory: str | None, *, progress: bool = Fa
 
 @backup_app.command("run")
 @handle_errors
-def backup_run(inventory: InventoryOption = None, json_output: JsonOption = False) -> None:
-    """Back up the directory host now (the daily timer runs the same program); progress on stderr.
+def backup_run(inventory: InventoryOption = None, host: HostOption = None, json_output: JsonOption = False) -> None:
+    """Back up the directory host (or --host) now (its daily timer runs the same program); progress on stderr.
 
-    JSON: {"archive": NAME, "time": ISO-8601, "mailboxes": N, "messages": N, "bytes_added": N}.
+    JSON: {"archive": NAME, "time": ISO-8601, "mailboxes": N, "messages": N, "bytes_added": N}
+    (a webmail host's archive: 0 mailboxes, 0 messages).
     """
-    report = _host_json(["run", "--json"], inventory, progress=True)
+    report = _host_json(["run", "--json"], inventory, progress=True, host=host)
     if json_output:
         _print_json(report)
     else:
@@ -66,12 +90,12 @@ def backup_run(inventory: InventoryOption = None, json_output: JsonOption = Fals
 
 @backup_app.command("list")
 @handle_errors
-def backup_list(inventory: InventoryOption = None, json_output: JsonOption = False) -> None:
-    """The archives of the directory host, oldest first.
+def backup_list(inventory: InventoryOption = None, host: HostOption = None, json_output: JsonOption = False) -> None:
+    """The archives of the directory host (or --host), oldest first.
 
     JSON: [{"archive": NAME, "time": ISO-8601, "mailboxes": N, "messages": N}, ...].
     """
-    archives = _host_json(["list", "--json"], inventory)
+    archives = _host_json(["list", "--json"], inventory, host=host)
     if json_output:
         _print_json(archives)
         return
