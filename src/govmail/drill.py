@@ -78,6 +78,10 @@ from . import passwords, remote
 from .errors import GovmailError, RemoteError
 from .inventory import Site
 
+#: The inventory groups the appliance's plays target (playbooks/*.yml): the drill's stack has a
+#: container for each of their hosts.
+GROUPS = ("ldap", "mx", "mailstore", "webmail", "filter", "backup", "dns")
+
 #: A4 (REQUIREMENTS.md): an outage of more than 4 working hours forces agencies back to paper.
 RTO_BOUND_SECONDS = 4 * 3600
 DEFAULT_PREFIX = "govmail-drill"
@@ -150,9 +154,13 @@ class Drill:
         self.phases = Phases(say)
         self.network = f"{options.prefix}-net"
         hosts: dict[str, list[str]] = {}
-        for group in ("ldap", "mx", "mailstore", "webmail", "filter", "backup", "dns"):
-            for host in self.site.hosts(group):
-                hosts.setdefault(str(host), []).append(group)
+        #: each group's hosts in the site's order: which host is a group's first decides roles
+        #: (``groups['webmail'] | first`` runs the webmail's database, ``groups['ldap'] | first`` is
+        #: the directory), so the drill's inventory keeps it
+        self.members = {group: [str(host) for host in self.site.hosts(group)] for group in GROUPS}
+        for group, members in self.members.items():
+            for host in members:
+                hosts.setdefault(host, []).append(group)
         self.groups = hosts
         self.directory_host = str(self.site.first_host("ldap"))
         self.backup_host = str(self.site.first_host("backup"))
@@ -234,11 +242,10 @@ class Drill:
                 (inventory / name).symlink_to((self.inventory_dir / name).resolve())
         connection = {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}
         hosts = {host: {**connection, "ansible_host": self.container(host)} for host in self.groups}
-        children = {}
-        for host, groups in self.groups.items():
-            for group in groups:
-                children.setdefault(group, {"hosts": {}})["hosts"][host] = None
-        (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts, "children": children}}))
+        children = {group: {"hosts": dict.fromkeys(members)} for group, members in self.members.items() if members}
+        (inventory / "hosts.yml").write_text(
+            yaml.safe_dump({"all": {"hosts": hosts, "children": children}}, sort_keys=False)
+        )
         secrets = work / "secrets"
         secrets.mkdir(mode=0o700)
         for name in KEPT:

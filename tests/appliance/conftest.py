@@ -39,6 +39,9 @@ BACKUP_CONTAINER = os.environ.get("GOVMAIL_BACKUP_CONTAINER", MAIL_CONTAINER.rep
 # 127.0.0.1 and its container. A webmail host is a backup client of its own (its logs).
 WEB2_PORT = os.environ.get("GOVMAIL_WEB2_HTTPS_PORT")
 WEB2_CONTAINER = os.environ.get("GOVMAIL_WEB2_CONTAINER")
+# The host running the webmail's database (govmail_webmail_database_host; molecule/default: web2,
+# the first webmail host there), a backup client that archives it.
+DATABASE_CONTAINER = os.environ.get("GOVMAIL_DATABASE_CONTAINER", MAIL_CONTAINER)
 
 # The nightly timers whose runs would change what a test compares while the session runs: a
 # backup at 01:30 (roles/backup) becomes the newest archive that test_check and test_daily_mail

@@ -35,6 +35,7 @@ import pytest
 import testinfra
 from clients import wait_for
 from conftest import (
+    DATABASE_CONTAINER,
     MAIL_CONTAINER,
     OFFSET,
     PROJECT_DIR,
@@ -116,12 +117,13 @@ def start(request: pytest.FixtureRequest) -> dict:
     started = on_mail_host("systemctl start govmail-usage-rollup.service")
     assert started.returncode == 0, started.stderr
     usage = usage_files(MAIL_CONTAINER)
-    # a personal contact and a signature in the webmail's own database (on the mail host, which runs it)
-    database = webmail_database(MAIL_CONTAINER)
+    # a personal contact and a signature in the webmail's own database, on the host that runs it
+    # (molecule/default: web2, whose own archive holds it)
+    database = webmail_database(DATABASE_CONTAINER)
     webmail = database and {
         "database": database,
         "tag": tag,
-        **write_contact_and_identity(MAIL_CONTAINER, database, f"drill-{tag}@example.org", tag),
+        **write_contact_and_identity(DATABASE_CONTAINER, database, f"drill-{tag}@example.org", tag),
     }
     archive = ok_json(govmail("backup", "run", "--json"))["archive"]
     secrets = secrets_files(Path(SECRETS_DIR)) if SECRETS_DIR else None
@@ -144,10 +146,12 @@ def start(request: pytest.FixtureRequest) -> dict:
         backed_up = in_container(WEB2_CONTAINER, "govmail-backup run --json")
         assert backed_up.returncode == 0, backed_up.stderr
         web2 = {"archive": json.loads(backed_up.stdout)["archive"], "marker": marker}
-    # the archive's dump lists the rows (SQLite: test_webmail_database_backup)
+    # the archive's dump lists the rows (SQLite: test_webmail_database_backup), in the archive of
+    # the database's host (the drill restores that host from its archive nearest to ``archive``)
     if webmail and database["type"] == "pgsql":
-        listed = in_container(MAIL_CONTAINER, 'govmail-backup restic dump "$1" "$2" | pg_restore --data-only --file=-',
-                              archive, f"{STAGING}/database/{database['name']}.pgdump")  # fmt: skip
+        holder = web2["archive"] if web2 and DATABASE_CONTAINER == WEB2_CONTAINER else archive
+        listed = in_container(DATABASE_CONTAINER, 'govmail-backup restic dump "$1" "$2" | pg_restore --data-only '
+                              "--file=-", holder, f"{STAGING}/database/{database['name']}.pgdump")  # fmt: skip
         assert listed.returncode == 0, listed.stderr
         webmail["listed"] = listed.stdout
     reports = request.getfixturevalue("tmp_path_factory").mktemp("drill")
@@ -379,7 +383,7 @@ def test_the_webmail_s_personal_contact_and_signature_are_archived_and_come_back
     wanted = ([[webmail["contact"], webmail["email"]]], [[webmail["email"], webmail["signature"]]])
     if database["type"] == "pgsql":  # listed when the archive was made (start): it may since have been pruned
         assert webmail["contact"] in webmail["listed"] and webmail["signature"] in webmail["listed"]
-    restored = f"{PREFIX}-{MAIL_CONTAINER}"  # <prefix>-<inventory host name>: runs the database there too
+    restored = f"{PREFIX}-{DATABASE_CONTAINER}"  # <prefix>-<inventory host name>: runs the database there too
     assert webmail_database(restored) == database
     assert rows_of(restored, database, tag) == wanted
 

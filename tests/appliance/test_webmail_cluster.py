@@ -9,12 +9,14 @@ from the webmail hosts' addresses (pg_hba ``hostssl``).
 
 The stack must publish a second webmail host: ``GOVMAIL_WEB2_HTTPS_PORT`` (its 443 on 127.0.0.1)
 and ``GOVMAIL_WEB2_CONTAINER`` (molecule/<scenario>'s verifier env); with one webmail host every
-test here is skipped, saying so. The database host is the mail host's container
-(``GOVMAIL_DATABASE_CONTAINER`` to change it), the address not in pg_hba the backup host's.
+test here is skipped, saying so. The database host is ``GOVMAIL_DATABASE_CONTAINER`` (default the
+mail host's container; molecule/default: web2, not the directory host), the address not in pg_hba
+the backup host's.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -22,12 +24,21 @@ import uuid
 
 import pytest
 import yaml
-from conftest import BACKUP_CONTAINER, MAIL_CONTAINER, PROJECT_DIR, SECRETS_DIR, WEB2_CONTAINER, WEB2_PORT
+from conftest import (
+    BACKUP_CONTAINER,
+    DATABASE_CONTAINER,
+    MAIL_CONTAINER,
+    PROJECT_DIR,
+    SECRETS_DIR,
+    WEB2_CONTAINER,
+    WEB2_PORT,
+)
 from test_webmail_browser import Person, browser, browser_home, person, webmail_url  # noqa: F401 (fixtures)
 
 from govmail import contract
 
-DATABASE_CONTAINER = os.environ.get("GOVMAIL_DATABASE_CONTAINER", MAIL_CONTAINER)
+# The webmail host that is not the database host: Roundcube there reaches the database over the network.
+CLIENT_CONTAINER = MAIL_CONTAINER if DATABASE_CONTAINER == WEB2_CONTAINER else WEB2_CONTAINER
 CA = "/etc/ssl/govmail/ca.crt"  # roles/govmail defaults govmail_tls_ca_certificate, on every host
 
 pytestmark = pytest.mark.skipif(
@@ -43,7 +54,7 @@ DATABASE = {
     **yaml.safe_load((PROJECT_DIR / "roles/govmail/defaults/main.yml").read_text()),
 }
 NAME = DATABASE["govmail_webmail_database_name"]
-PROGRAM_DIR = DATABASE["govmail_program_dir"]  # the govmail package on the directory host
+PROGRAM_DIR = DATABASE["govmail_program_dir"]  # the govmail package, on every backup client
 
 
 def container_address(name: str) -> str:
@@ -200,14 +211,15 @@ def test_roundcube_s_role_reaches_the_database_over_verified_tls_from_a_webmail_
         f"host={DATABASE_CONTAINER} port={DATABASE['webmail_database_port']} dbname={NAME}"
         f" user={DATABASE['webmail_database_user']} sslmode=verify-full sslrootcert={CA}"
     )
-    answer = psql(WEB2_CONTAINER, conninfo, "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+    answer = psql(CLIENT_CONTAINER, conninfo, "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout.strip() in ("t|TLSv1.3", "t|TLSv1.2")
 
 
 @pytest.fixture(scope="module")
 def web2_address():
-    return container_address(WEB2_CONTAINER)
+    """The address of the webmail host the database tests connect from (CLIENT_CONTAINER)."""
+    return container_address(CLIENT_CONTAINER)
 
 
 def test_postgresql_refuses_roundcube_s_role_without_tls_even_from_a_webmail_host(web2_address):
@@ -215,7 +227,7 @@ def test_postgresql_refuses_roundcube_s_role_without_tls_even_from_a_webmail_hos
         f"host={DATABASE_CONTAINER} port={DATABASE['webmail_database_port']} dbname={NAME}"
         f" user={DATABASE['webmail_database_user']} sslmode=disable"
     )
-    answer = psql(WEB2_CONTAINER, conninfo, "SELECT 1")
+    answer = psql(CLIENT_CONTAINER, conninfo, "SELECT 1")
     assert answer.returncode != 0
     assert f"FATAL:  {refused(web2_address, 'no encryption')}" in answer.stderr
 
@@ -229,7 +241,7 @@ def test_a_webmail_host_refuses_a_database_whose_certificate_names_another_host(
         f" dbname={NAME} user={DATABASE['webmail_database_user']}"
         f" sslmode=verify-full sslrootcert={CA}"
     )
-    answer = psql(WEB2_CONTAINER, conninfo, "SELECT 1")
+    answer = psql(CLIENT_CONTAINER, conninfo, "SELECT 1")
     assert answer.returncode != 0
     assert re.search(
         r'server certificate for "[^"]+" \(and \d+ other names?\) does not match host name "db.invalid"', answer.stderr
@@ -257,12 +269,15 @@ sys.stdout.write(listed.stdout.decode())
 """
 
 
-def test_the_backup_archive_holds_the_webmail_database(fresh_backup):
-    if DATABASE_CONTAINER != MAIL_CONTAINER:
-        pytest.skip("the database host is not the directory host, whose backup client this stack runs")
+def test_the_backup_archive_holds_the_webmail_database():
+    """Dumped by the backup client of the host that runs it (a webmail host of its own in
+    molecule/default: its own archive, in its own repository)."""
+    backed_up = subprocess.run(["docker", "exec", DATABASE_CONTAINER, "govmail-backup", "run", "--json"],
+                               capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert backed_up.returncode == 0, backed_up.stderr
     python = f"{PROGRAM_DIR}/venv/bin/python"
     listed = subprocess.run(
-        ["docker", "exec", "-i", DATABASE_CONTAINER, python, "-", fresh_backup["archive"], NAME],
+        ["docker", "exec", "-i", DATABASE_CONTAINER, python, "-", json.loads(backed_up.stdout)["archive"], NAME],
         input=ARCHIVED_DUMP, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,28 @@ def test_the_disposable_inventory_keeps_host_names_and_points_them_at_the_drills
     assert set(hosts["children"]["dns"]["hosts"]) == {"backup1"}  # the site's DNS server comes along
     assert (inventory / "group_vars").resolve() == (REPOSITORY / "inventories" / "lab" / "group_vars").resolve()
     assert sorted(p.name for p in drill_secrets.iterdir()) == ["backup-recovery", "backup-repository"]
+
+
+def test_the_disposable_inventory_keeps_each_group_s_host_order(tmp_path):
+    """The first webmail host runs the webmail's database (govmail_webmail_database_host's
+    default): a drill whose inventory listed the site's webmail hosts in another order would run
+    it on another host than the one whose archive holds it."""
+    site = tmp_path / "site"
+    shutil.copytree(REPOSITORY / "inventories" / "lab", site)
+    hosts = yaml.safe_load((site / "hosts.yml").read_text())
+    hosts["all"]["hosts"] = {"web2": dict(hosts["all"]["hosts"]["mail1"]), **hosts["all"]["hosts"]}
+    hosts["all"]["children"]["webmail"]["hosts"] = {"web2": None, "mail1": None}
+    (site / "hosts.yml").write_text(yaml.safe_dump(hosts, sort_keys=False))
+    secrets = tmp_path / "site-secrets"
+    secrets.mkdir()
+    runner_ = drill.Drill(site, REPOSITORY, secrets, tmp_path / "r", drill.Options(prefix="govmail-drill-t"))
+    work = tmp_path / "work"
+    work.mkdir()
+    inventory, _ = runner_.write_inventory(work)
+    written = drill.Site(inventory, REPOSITORY)
+    assert written.hosts("webmail") == ["web2", "mail1"]
+    assert written.value("govmail_webmail_database_host") == "web2"
+    assert written.backup_clients() == ["mail1", "web2"]
 
 
 @pytest.mark.parametrize(
