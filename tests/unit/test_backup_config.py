@@ -20,6 +20,17 @@ def backup_json(site: Site, host: str) -> dict:
     return json.loads(RoleView(site, "backup", host).render("etc/govmail/backup.json.j2"))
 
 
+def two_webmail(tmp_path) -> Site:
+    """The lab's inventory with a second webmail host, web2."""
+    inventory = tmp_path / "inventories" / "two-webmail"
+    shutil.copytree(REPOSITORY / "inventories" / "lab", inventory)
+    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
+    hosts["all"]["hosts"]["web2"] = dict(hosts["all"]["hosts"]["mail1"], ansible_host="govmail-lab-web2")
+    hosts["all"]["children"]["webmail"]["hosts"]["web2"] = None
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    return Site(inventory, REPOSITORY)
+
+
 def test_one_webmail_host_stages_roundcube_s_sqlite_file_where_dbconfig_common_made_it():
     lab = Site(REPOSITORY / "inventories" / "lab", REPOSITORY)
     config = backup_json(lab, "mail1")
@@ -28,13 +39,7 @@ def test_one_webmail_host_stages_roundcube_s_sqlite_file_where_dbconfig_common_m
 
 
 def test_with_two_webmail_hosts_the_database_host_dumps_postgresql_and_nobody_stages_sqlite(tmp_path):
-    inventory = tmp_path / "inventories" / "two-webmail"
-    shutil.copytree(REPOSITORY / "inventories" / "lab", inventory)
-    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
-    hosts["all"]["hosts"]["web2"] = dict(hosts["all"]["hosts"]["mail1"], ansible_host="govmail-lab-web2")
-    hosts["all"]["children"]["webmail"]["hosts"]["web2"] = None
-    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    site = Site(inventory, REPOSITORY)
+    site = two_webmail(tmp_path)
     config = backup_json(site, "mail1")
     assert config["postgresql_databases"] == ["roundcube"]
     assert config["sqlite_databases"] == {}
@@ -44,13 +49,7 @@ def test_with_two_webmail_hosts_the_database_host_dumps_postgresql_and_nobody_st
 def test_a_webmail_host_is_a_client_that_archives_its_logs_and_etc_but_no_mail_directory_or_data(tmp_path):
     """A webmail host of its own backs up its logs (O2) and /etc; it stages no mailbox, exports no
     directory, and mails a failed run to the first MX (it has no Postfix)."""
-    inventory = tmp_path / "inventories" / "two-webmail"
-    shutil.copytree(REPOSITORY / "inventories" / "lab", inventory)
-    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
-    hosts["all"]["hosts"]["web2"] = dict(hosts["all"]["hosts"]["mail1"], ansible_host="govmail-lab-web2")
-    hosts["all"]["children"]["webmail"]["hosts"]["web2"] = None
-    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    site = Site(inventory, REPOSITORY)
+    site = two_webmail(tmp_path)
     assert site.backup_clients() == ["mail1", "web2"]
     web2, mail1 = backup_json(site, "web2"), backup_json(site, "mail1")
     assert (web2["vmail_dir"], web2["base_dn"], web2["data_paths"]) == ("", "", [])
